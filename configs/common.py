@@ -1,0 +1,111 @@
+"""Shared config sections. Each model's config file calls `base(model_name)` and overrides.
+
+Sections: model, data, train, optim, evaluate, predict, check_dataset, export.
+The config is locked, so `--config.trian.steps=1` is an error, not a silent no-op.
+"""
+from __future__ import annotations
+
+import ml_collections as mlc
+
+
+def model_section(name: str) -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      name=name,            # registry name (textrec/registry.py)
+      deploy=False,         # fused (re-parameterised) form
+      dtype="float32",      # compute dtype: float32 | bfloat16 (params stay float32)
+  ))
+
+
+def data_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      dict_path="",          # "" = the dataset's dict.txt, else the pretrained dictionary
+      use_space_char=True,
+      max_text_length=25,
+      height=48,
+      width=320,             # training/eval pad width
+      multi_scale=True,      # PaddleOCR's MultiScaleSampler: 320x32, 320x48, 320x64
+      num_workers=2,
+      augment=True,
+  ))
+
+
+def train_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      pretrained="official",  # "official" | "" (from scratch) | checkpoint dir | .pdparams
+      resume=False,
+      epochs=2,
+      steps=0,               # > 0 overrides epochs
+      batch_size=16,         # global batch (per device = batch_size / devices)
+      log_every=10,
+      eval_every=0,          # 0 = at the end of each epoch
+      save_every=100,
+      keep_last=3,
+      ema_decay=0.0,         # 0 = no EMA
+      max_nonfinite=5,       # stop after this many non-finite losses in a row
+      ctc_weight=1.0,
+      nrtr_weight=1.0,
+  ))
+
+
+def optim_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      name="adam",           # adam (+ L2) | adamw (decay excludes norms/biases)
+      lr=5e-4,
+      warmup_epochs=0.2,
+      schedule="cosine",
+      beta1=0.9,
+      beta2=0.999,
+      weight_decay=3e-5,     # L2 for adam, decoupled decay for adamw
+      clip_norm=10.0,
+  ))
+
+
+def evaluate_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      weight_path="",        # "" = official / pretrained weights
+      batch_size=32,
+      is_filter=False,       # keep lowercase [0-9a-z] only, as RecMetric(is_filter=True)
+      split="val",
+  ))
+
+
+def predict_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      input="",
+      model_dir="",
+      batch_size=6,
+      save_img=True,
+      save_json=True,
+  ))
+
+
+def check_dataset_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      num_samples=10,        # sample pictures written
+      split=mlc.ConfigDict(dict(enable=False, train_percent=80, val_percent=20)),
+  ))
+
+
+def export_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      weight_path="",
+      format="onnx",         # onnx | saved_model | all
+      opset=17,
+  ))
+
+
+def base(model_name: str) -> mlc.ConfigDict:
+  c = mlc.ConfigDict()
+  c.mode = "train"           # train | evaluate | predict | check_dataset | export
+  c.seed = 0
+  c.output_dir = "output"
+  c.dataset_dir = ""         # "" = the embedded demo dataset (generated on first use)
+  c.model = model_section(model_name)
+  c.data = data_section()
+  c.train = train_section()
+  c.optim = optim_section()
+  c.evaluate = evaluate_section()
+  c.predict = predict_section()
+  c.check_dataset = check_dataset_section()
+  c.export = export_section()
+  return c

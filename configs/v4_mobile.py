@@ -1,0 +1,24 @@
+"""PP-OCRv4_mobile_rec: PPLCNetV3 (x0.95) + SVTR neck + CTC head (NRTR guidance in training).
+
+Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml.
+
+Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
+  python -m textrec.main --config=configs/v4_mobile.py
+Predict:
+  python -m textrec.main --config=configs/v4_mobile.py --config.mode=predict \
+      --config.predict.input=PATH
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def get_config():
+  c = common.base("PP-OCRv4_mobile_rec")
+  c.optim.name = "adam"
+  c.optim.lr = 5e-4
+  c.optim.weight_decay = 3e-5
+  c.lock()
+  return c

@@ -1,0 +1,33 @@
+"""Shared test fixtures. `../shared` (beside the repo root) holds data that must not be
+copied into the repo; tests that need it skip, saying why, when it is absent."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> pathlib.Path:
+  if not SHARED.is_dir():
+    pytest.skip(f"{SHARED} is absent (a user's fresh clone has no ../shared)")
+  return SHARED
+
+
+@pytest.fixture(scope="session")
+def ic15_dir(shared_dir) -> pathlib.Path:
+  d = shared_dir / "data" / "ic15_rec"
+  if not d.is_dir():
+    pytest.skip(f"{d} is absent")
+  return d
+
+
+@pytest.fixture(scope="session")
+def paddle_ref_dir(shared_dir) -> pathlib.Path:
+  d = shared_dir / "fixtures" / "paddle_ref"
+  if not d.is_dir():
+    pytest.skip(f"{d} is absent")
+  return d

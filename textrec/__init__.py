@@ -1,0 +1,18 @@
+"""textrec: PaddleOCR/PaddleX text recognition in JAX/Flax."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def create_model(name: str, model_dir: str | None = None, **kwargs):
+  """PaddleX-style: `create_model("PP-OCRv4_mobile_rec").predict(inputs, batch_size=8)`.
+
+  `model_dir`: None for the official weights, else an Orbax checkpoint dir, an exported
+  inference dir, or a PaddleOCR `.pdparams` file.
+  """
+  from textrec.predictor import create_model as _create
+
+  return _create(name, model_dir=model_dir, **kwargs)
+
+
+__all__ = ["create_model", "__version__"]

@@ -1,0 +1,13 @@
+"""Model zoo. Importing this package registers every model in textrec.registry.
+
+Contract shared by all recognizers (textrec/models/recognizer.py):
+  * `get_model(name)(num_classes=..., deploy=False, dtype=jnp.float32, ...)` returns a
+    flax.linen Module whose submodule/param names mirror PaddleOCR's state_dict names
+    (`backbone.blocks2.0.dw_conv.conv_kxk.0.conv.weight` ->
+    `backbone/blocks2_0/dw_conv/conv_kxk_0/conv/kernel`), see textrec/weights/paddle.py.
+  * `module.apply(variables, x, train=False)` with x f32[B, H, W, 3] (NHWC, normalised BGR)
+    returns a dict: "ctc_logits" f32[B, T, C] always; in training (train=True and
+    `nrtr_targets` given) also "nrtr_logits" f32[B, L, C_nrtr].
+  * variables = {"params": ..., "batch_stats": ...}.
+"""
+from textrec.models import recognizer  # noqa: F401

@@ -1,0 +1,135 @@
+"""Shared layers. Parameter layout follows flax (conv kernels HWIO, Dense kernels [in, out]);
+module names mirror PaddleOCR's attribute names so `.pdparams` map onto them by rule
+(see textrec/weights/paddle.py).
+
+Conv2D has two implementations chosen at trace time:
+  * "fast" (default): depthwise convs as k*k shifted multiply-adds and 1x1 convs as matmuls,
+    several times faster than `lax.conv_general_dilated` on XLA:CPU;
+  * "xla": plain `lax.conv_general_dilated`, which export uses so ONNX gets `Conv` nodes.
+The parameters are the same standard kernels either way.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import Any, Iterator, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_CONV_IMPL: contextvars.ContextVar[str] = contextvars.ContextVar("textrec_conv_impl",
+                                                                 default="fast")
+
+
+@contextlib.contextmanager
+def conv_impl(name: str) -> Iterator[None]:
+  """Within this context, Conv2D traces with implementation `name` ("fast" or "xla").
+
+  It acts at trace time: jit a function inside the context (a jitted function traced earlier
+  keeps the implementation it was traced with).
+  """
+  if name not in ("fast", "xla"):
+    raise ValueError(f"conv_impl must be 'fast' or 'xla', got {name!r}")
+  token = _CONV_IMPL.set(name)
+  try:
+    yield
+  finally:
+    _CONV_IMPL.reset(token)
+
+
+def current_conv_impl() -> str:
+  return _CONV_IMPL.get()
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+  if isinstance(v, int):
+    return (v, v)
+  v = tuple(v)
+  return (v[0], v[1]) if len(v) == 2 else (v[0], v[0])
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=(0, 0), groups: int = 1,
+           impl: str | None = None) -> jax.Array:
+  """x [B, H, W, Cin], kernel [kh, kw, Cin/groups, Cout] -> [B, H', W', Cout].
+
+  `padding` is symmetric (ph, pw) as in Paddle/PyTorch.
+  """
+  impl = impl or current_conv_impl()
+  kh, kw, cin_g, cout = kernel.shape
+  sh, sw = _pair(strides)
+  ph, pw = _pair(padding)
+  cin = x.shape[-1]
+  if impl == "fast" and groups == cin and cin_g == 1 and cout == cin:
+    # Depthwise: sum over taps of shifted, strided slices times a per-channel weight.
+    xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
+    hp, wp = xp.shape[1], xp.shape[2]
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    out = None
+    for i in range(kh):
+      for j in range(kw):
+        tap = lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * sh + 1,
+                                           j + (wo - 1) * sw + 1, cin), (1, sh, sw, 1))
+        term = tap * kernel[i, j, 0, :].astype(x.dtype)
+        out = term if out is None else out + term
+    return out
+  if impl == "fast" and kh == 1 and kw == 1 and groups == 1 and ph == 0 and pw == 0:
+    xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
+    return jnp.einsum("bhwc,cd->bhwd", xs, kernel[0, 0].astype(x.dtype))
+  return lax.conv_general_dilated(
+      x, kernel.astype(x.dtype), window_strides=(sh, sw), padding=((ph, ph), (pw, pw)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+
+
+class Conv2D(nn.Module):
+  """Paddle-style Conv2D on NHWC input. Params: `kernel` [kh, kw, Cin/groups, Cout], `bias`."""
+
+  features: int
+  kernel_size: int | Sequence[int]
+  strides: int | Sequence[int] = 1
+  padding: int | Sequence[int] = 0
+  groups: int = 1
+  use_bias: bool = True
+  dtype: Any = None
+  kernel_init: Any = nn.initializers.he_normal()
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kh, kw = _pair(self.kernel_size)
+    cin = x.shape[-1]
+    if cin % self.groups:
+      raise ValueError(f"{self.name}: {cin} input channels not divisible by groups={self.groups}")
+    kernel = self.param("kernel", self.kernel_init, (kh, kw, cin // self.groups, self.features))
+    dtype = self.dtype or x.dtype
+    y = conv2d(x.astype(dtype), kernel.astype(dtype), self.strides, self.padding, self.groups)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype)
+    return y
+
+
+def batch_norm(name: str | None = None, train: bool = False, dtype: Any = None) -> nn.BatchNorm:
+  """Paddle's BatchNorm2D semantics: momentum 0.9, eps 1e-5, over the last (channel) axis.
+
+  Params `scale`, `bias`; batch_stats `mean`, `var`.
+  """
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                      name=name)
+
+
+def hardswish(x: jax.Array) -> jax.Array:
+  return x * jnp.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def paddle_hardsigmoid(x: jax.Array, slope: float = 0.1666667, offset: float = 0.5) -> jax.Array:
+  """Paddle's nn.Hardsigmoid (slope 0.1666667, not exactly 1/6)."""
+  return jnp.clip(x * slope + offset, 0.0, 1.0)
+
+
+def gelu(x: jax.Array) -> jax.Array:
+  """Exact (erf) GELU, as Paddle's nn.GELU."""
+  return jax.nn.gelu(x, approximate=False)
+
+
+def swish(x: jax.Array) -> jax.Array:
+  return x * jax.nn.sigmoid(x)
