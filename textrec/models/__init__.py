@@ -11,3 +11,5 @@ Contract shared by all recognizers (textrec/models/recognizer.py):
   * variables = {"params": ..., "batch_stats": ...}.
 """
 from textrec.models import recognizer  # noqa: F401
+from textrec.models import zoo  # noqa: F401
+from textrec.models import tiny  # noqa: F401

@@ -82,6 +82,43 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=(0, 0), grou
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
 
 
+def multi_conv2d(x: jax.Array, kernels: Sequence[jax.Array], strides=(1, 1), padding=(0, 0),
+                 groups: int = 1, impl: str | None = None) -> list[jax.Array]:
+  """conv2d of one input with n same-shaped kernels at once -> n outputs.
+
+  Equal to `[conv2d(x, k, ...) for k in kernels]`, but one pass over x: depthwise taps
+  multiply all kernels together, other convs use one kernel with the n kernels interleaved
+  per group (a single matmul for 1x1).
+  """
+  impl = impl or current_conv_impl()
+  n = len(kernels)
+  if n == 1:
+    return [conv2d(x, kernels[0], strides, padding, groups, impl)]
+  kh, kw, cin_g, cout = kernels[0].shape
+  sh, sw = _pair(strides)
+  ph, pw = _pair(padding)
+  b, _, _, cin = x.shape
+  if impl == "fast" and groups == cin and cin_g == 1 and cout == cin:
+    ks = jnp.stack([k[:, :, 0, :] for k in kernels], axis=2).astype(x.dtype)  # [kh, kw, n, C]
+    xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
+    hp, wp = xp.shape[1], xp.shape[2]
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    out = None
+    for i in range(kh):
+      for j in range(kw):
+        tap = lax.slice(xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, cin),
+                        (1, sh, sw, 1))
+        term = tap[:, :, :, None, :] * ks[i, j]
+        out = term if out is None else out + term
+    return [out[:, :, :, m, :] for m in range(n)]
+  # Interleave so that each group's output channels hold all n kernels: [.., G, n, Cout/G].
+  g = groups
+  ks = jnp.stack([k.reshape(kh, kw, cin_g, g, cout // g) for k in kernels], axis=4)
+  y = conv2d(x, ks.reshape(kh, kw, cin_g, g * n * (cout // g)), strides, padding, groups, impl)
+  y = y.reshape(y.shape[:3] + (g, n, cout // g))
+  return [y[..., m, :].reshape(y.shape[:3] + (cout,)) for m in range(n)]
+
+
 class Conv2D(nn.Module):
   """Paddle-style Conv2D on NHWC input. Params: `kernel` [kh, kw, Cin/groups, Cout], `bias`."""
 
@@ -114,7 +151,12 @@ def batch_norm(name: str | None = None, train: bool = False, dtype: Any = None) 
   Params `scale`, `bias`; batch_stats `mean`, `var`.
   """
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      name=name)
+                      use_fast_variance=False, name=name)
+
+
+def layer_norm(epsilon: float, name: str | None = None, dtype: Any = None) -> nn.LayerNorm:
+  """Paddle's nn.LayerNorm over the last axis (two-pass variance, as Paddle computes it)."""
+  return nn.LayerNorm(epsilon=epsilon, dtype=dtype, use_fast_variance=False, name=name)
 
 
 def hardswish(x: jax.Array) -> jax.Array:

@@ -1,0 +1,30 @@
+"""ch_RepSVTR_rec: RepSVTR (RepViT blocks) + SVTR neck (256) + CTC head (NRTR guidance,
+2 decoder layers, in training). `--config.model.deploy=True` runs the fused form.
+
+Hyper-parameters as PaddleOCR's configs/rec/SVTRv2/ch_RepSVTR_rec.yml: AdamW (beta1 0.9,
+beta2 0.999, eps 1e-8), weight decay 0.025 except 1-D parameters and names containing "norm"
+(`one_dim_param_no_weight_decay`, `no_weight_decay_name: norm`), cosine schedule, lr 1e-3
+(8 GPUs x 192 images; PaddleOCR warms up for 5 of 200 epochs).
+
+Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
+  python -m textrec.main --config=configs/repsvtr.py
+Predict:
+  python -m textrec.main --config=configs/repsvtr.py --config.mode=predict \
+      --config.predict.input=PATH
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def get_config():
+  c = common.base("ch_RepSVTR_rec")
+  c.optim.name = "adamw"
+  c.optim.lr = 1e-3
+  c.optim.beta1 = 0.9
+  c.optim.beta2 = 0.999
+  c.optim.weight_decay = 0.025
+  c.lock()
+  return c

@@ -1,0 +1,28 @@
+"""PP-OCRv4_server_rec: PPHGNet_small + SVTR neck (120) + CTC head (NRTR guidance in training).
+
+Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_server_rec.yml: Adam
+(beta1 0.9, beta2 0.999) with L2 3e-5 (0 on the backbone's BatchNorms, 1e-5 on the CTC fc),
+cosine schedule, lr 1e-3 (8 GPUs x 128 images; PaddleOCR warms up for 5 of 200 epochs).
+
+Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
+  python -m textrec.main --config=configs/v4_server.py
+Predict:
+  python -m textrec.main --config=configs/v4_server.py --config.mode=predict \
+      --config.predict.input=PATH
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def get_config():
+  c = common.base("PP-OCRv4_server_rec")
+  c.optim.name = "adam"
+  c.optim.lr = 1e-3
+  c.optim.beta1 = 0.9
+  c.optim.beta2 = 0.999
+  c.optim.weight_decay = 3e-5
+  c.lock()
+  return c

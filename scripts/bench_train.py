@@ -1,0 +1,126 @@
+"""Training-step throughput of a recogniser (default PP-OCRv4_mobile_rec) at 48x320 on this
+machine, and step time on 1/2/4 (fake) CPU devices for the same global batch.
+
+  python scripts/bench_train.py                       # both parts
+  python scripts/bench_train.py --form=deploy --batch=16 --steps=10
+  python scripts/bench_train.py --devices_only
+
+Prints img/s of the full train step (forward + backward + Adam), of the loss forward alone
+(where the time goes: forward vs backward+update), with and without the NRTR branch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  sys.path.insert(0, REPO)
+  sys.path.insert(0, os.path.join(REPO, "configs"))
+  import common  # noqa: F401  pylint: disable=unused-import
+  from textrec import losses, optim, registry, train, train_state as ts
+  from textrec.models import recognizer
+
+  cfg = common.base(model_name)
+  with cfg.unlocked():
+    cfg.train.nrtr_weight = 1.0 if nrtr else 0.0
+  model = registry.get_model(model_name)(num_classes=6625, deploy=form == "deploy")
+  L = 25
+  variables = jax.jit(lambda r: recognizer.init_variables(model, r, 48, 320, text_len=L + 2))(
+      jax.random.PRNGKey(0))
+  tx, _ = optim.make_optimizer(cfg.optim, variables["params"], 1000, 100)
+  mesh = train.make_mesh()
+  state = train.replicate(ts.create(variables, tx, 0), mesh)
+  rng = np.random.default_rng(0)
+  n = rng.integers(3, 12, batch)
+  ids = (rng.integers(1, 6625, (batch, L)) * (np.arange(L) < n[:, None])).astype(np.int32)
+  nrtr_lab = np.zeros((batch, L + 2), np.int32)
+  nrtr_lab[:, 0] = 2
+  for b in range(batch):
+    nrtr_lab[b, 1:n[b] + 1] = ids[b, :n[b]] + 3
+    nrtr_lab[b, n[b] + 1] = 3
+  host = dict(image=rng.uniform(-1, 1, (batch, 48, 320, 3)).astype(np.float32), label_ctc=ids,
+              label_ctc_pad=(np.arange(L) >= n[:, None]).astype(np.float32),
+              label_nrtr=nrtr_lab)
+  b = train.shard_batch(host, mesh)
+  step = train.jit_train_step(model, tx, mesh, cfg.train)
+
+  def fwd(params, bs, batch):
+    out, _ = model.apply({"params": params, "batch_stats": bs}, batch["image"], train=True,
+                         nrtr_targets=batch["label_nrtr"] if nrtr else None,
+                         mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(0)})
+    return losses.multi_loss(out, batch, 1.0, 1.0 if nrtr else 0.0)[0]
+
+  fwd_j = jax.jit(fwd)
+  t0 = time.time()
+  state, m = step(state, b)
+  jax.block_until_ready(m)
+  compile_s = time.time() - t0
+  jax.block_until_ready(fwd_j(state.params, state.batch_stats, b))
+  t0 = time.time()
+  for _ in range(steps):
+    state, m = step(state, b)
+  jax.block_until_ready(state)
+  step_s = (time.time() - t0) / steps
+  t0 = time.time()
+  for _ in range(steps):
+    loss = fwd_j(state.params, state.batch_stats, b)
+  jax.block_until_ready(loss)
+  fwd_s = (time.time() - t0) / steps
+  return dict(model=model_name, form=form, nrtr=nrtr, batch=batch, devices=jax.device_count(),
+              compile_s=round(compile_s, 1), step_ms=round(1000 * step_s, 1),
+              img_per_s=round(batch / step_s, 1), forward_ms=round(1000 * fwd_s, 1),
+              backward_update_ms=round(1000 * (step_s - fwd_s), 1))
+
+
+def main() -> int:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--model", default="PP-OCRv4_mobile_rec")
+  ap.add_argument("--form", default="both", choices=["train", "deploy", "both"])
+  ap.add_argument("--batch", type=int, default=16)
+  ap.add_argument("--steps", type=int, default=5)
+  ap.add_argument("--devices_only", action="store_true")
+  ap.add_argument("--throughput_only", action="store_true")
+  ap.add_argument("--_child", default="", help=argparse.SUPPRESS)
+  args = ap.parse_args()
+  if args._child:  # one measurement in this process (XLA_FLAGS already set by the parent)
+    form, nrtr = args._child.split(",")
+    print("RESULT " + json.dumps(bench(args.model, form, args.batch, args.steps,
+                                       nrtr == "1")), flush=True)
+    return 0
+  runs = []
+  if not args.devices_only:
+    forms = ["train", "deploy"] if args.form == "both" else [args.form]
+    runs += [(f, nrtr, 1) for f in forms for nrtr in (1, 0)]
+  if not args.throughput_only:
+    runs += [("deploy", 1, d) for d in (1, 2, 4)]
+  for form, nrtr, dev in runs:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={dev}"
+    out = subprocess.run([sys.executable, __file__, f"--model={args.model}",
+                          f"--batch={args.batch}", f"--steps={args.steps}",
+                          f"--_child={form},{nrtr}"], env=env, capture_output=True, text=True,
+                         cwd=REPO)
+    line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    if out.returncode or not line:
+      print(f"{form} nrtr={nrtr} devices={dev}: failed\n{out.stderr[-2000:]}")
+      continue
+    r = json.loads(line[0][7:])
+    print(f"{r['form']:6s} nrtr={int(r['nrtr'])} devices={r['devices']} batch={r['batch']}: "
+          f"{r['img_per_s']:6.1f} img/s  step {r['step_ms']:7.1f} ms  (forward "
+          f"{r['forward_ms']:.1f} ms, backward+update {r['backward_update_ms']:.1f} ms; "
+          f"compile {r['compile_s']} s)", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,297 @@
+"""Export for serving (textrec/export.py, textrec/onnx_backend.py).
+
+References: our JAX model (the default "fast" conv implementation, as users run it) for the
+exported ONNX / SavedModel, and the official ONNX (onnxruntime) for the exported official
+weights. Exports once per module (official weights, all formats; tiny model from an Orbax
+checkpoint through the CLI entry point).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'textrec[export]')")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed "
+                          "(pip install 'textrec[export]')")
+pytest.importorskip("jax2onnx", reason="jax2onnx is not installed (pip install 'textrec[export]')")
+
+import jax  # noqa: E402
+
+from textrec import export, onnx_backend, postprocess, preprocess  # noqa: E402
+
+pytestmark = pytest.mark.slow
+NAME = "PP-OCRv4_mobile_rec"
+WIDTHS = (80, 320, 1000)
+BATCHES = (1, 7)
+TOL = 1e-4
+
+
+def _has_tf() -> bool:
+  try:
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    return True
+  except ImportError:
+    return False
+
+
+HAS_TF = _has_tf()
+NO_TF = "tensorflow is not installed (pip install 'textrec[export]'); SavedModel untested"
+
+
+@pytest.fixture(scope="module")
+def official_export(tmp_path_factory):
+  """Exports the official weights: (out_dir, module, variables, charset)."""
+  try:
+    module, variables, cs, source = export.load_weights(NAME)
+  except (ModuleNotFoundError, FileNotFoundError) as e:
+    pytest.skip(f"official weights unavailable: {e}")
+  out = str(tmp_path_factory.mktemp("export") / "inference")
+  export.export(NAME, module, variables, cs, out, "all" if HAS_TF else "onnx", source=source,
+                check=False)
+  return out, module, variables, cs
+
+
+def _val_images(ic15_dir, n: int) -> list[np.ndarray]:
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  lines = (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()[:n]
+  imgs = [cv2.imread(str(ic15_dir / ln.split("\t")[0]), cv2.IMREAD_COLOR) for ln in lines]
+  assert all(im is not None for im in imgs), "unreadable IC15 image"
+  return imgs
+
+
+@pytest.fixture(scope="module")
+def cases(official_export, request):
+  """[(label, x f32[B, 3, 48, W], JAX probs)] for random and (when present) real crops."""
+  _, module, variables, _ = official_export
+  fn = jax.jit(export.probs_fn(module, variables))  # as JAX runs it: BN unfolded, fast convs
+  rng = np.random.default_rng(0)
+  real = None
+  try:
+    real = _val_images(request.getfixturevalue("ic15_dir"), max(BATCHES))
+  except pytest.skip.Exception:
+    pass
+  out = []
+  for w in WIDTHS:
+    for b in BATCHES:
+      xs = {"random": rng.uniform(-1, 1, (b, 3, preprocess.HEIGHT, w)).astype(np.float32)}
+      if real is not None:
+        xs["ic15"] = np.stack([preprocess.resize_norm(im, w) for im in real[:b]]).transpose(
+            0, 3, 1, 2)
+      for kind, x in xs.items():
+        out.append((f"{kind} B={b} W={w}", x, np.asarray(fn(x))))
+  return out
+
+
+def _texts(probs, cs):
+  return [t for t, _ in postprocess.ctc_greedy_decode(probs, cs)]
+
+
+def _check_against_jax(run_fn, cases, cs):
+  worst = 0.0
+  for label, x, ref in cases:
+    got = run_fn(x)
+    assert got.shape == ref.shape, label
+    d = float(np.abs(got - ref).max())
+    worst = max(worst, d)
+    assert d <= TOL, f"{label}: max |Δprob| {d:.2e} > {TOL}"
+    assert _texts(got, cs) == _texts(ref, cs), label
+  return worst
+
+
+def test_onnx_matches_jax(official_export, cases):
+  out, _, _, cs = official_export
+  forward, cs2, meta = onnx_backend.load_inference_dir(out)
+  assert cs2 == cs and meta["model_name"] == NAME and meta["height"] == 48
+  worst = _check_against_jax(forward, cases, cs)
+  print(f"ONNX vs JAX: max |Δprob| = {worst:.2e} over {len(cases)} cases")
+
+
+@pytest.mark.skipif(not HAS_TF, reason=NO_TF)
+def test_saved_model_matches_jax(official_export, cases):
+  out, _, _, cs = official_export
+  run_fn = export.load_saved_model(os.path.join(out, export.SAVED_MODEL_DIR))
+  worst = _check_against_jax(run_fn, cases, cs)
+  print(f"SavedModel vs JAX: max |Δprob| = {worst:.2e} over {len(cases)} cases")
+
+
+def test_onnx_graph_is_deploy_form(official_export):
+  out, _, _, cs = official_export
+  from textrec.weights import official, onnx_import  # pylint: disable=g-import-not-at-top
+
+  path = os.path.join(out, export.ONNX_FILE)
+  model = onnx.load(path)
+  onnx.checker.check_model(model, full_check=True)
+  ops = [n.op_type for n in model.graph.node]
+  ref = onnx.load(official.official_onnx_path(NAME))
+  # Plain Conv nodes, as many as the official deploy graph has; no NRTR (one output).
+  assert ops.count("Conv") == [n.op_type for n in ref.graph.node].count("Conv")
+  inits = {t.name for t in model.graph.initializer}
+  assert not [n for n in model.graph.node if n.op_type == "Einsum" and n.input[1] in inits]
+  dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa
+  (inp,), (outp,) = model.graph.input, model.graph.output
+  b, c, h, w = dims(inp)
+  assert isinstance(b, str) and isinstance(w, str) and (c, h) == (3, 48)
+  assert dims(outp)[-1] == cs.num_classes and isinstance(dims(outp)[1], str)
+  assert onnx_import.charset_from_onnx(model) == cs
+  size, ref_size = os.path.getsize(path), os.path.getsize(official.official_onnx_path(NAME))
+  print(f"exported ONNX {size / 1e6:.2f} MB, official {ref_size / 1e6:.2f} MB")
+  assert abs(size - ref_size) < 0.05 * ref_size
+
+
+def test_same_text_as_official_onnx(official_export, ic15_dir):
+  """Official weights exported by us vs the official ONNX, 200 IC15 val crops."""
+  out, _, _, cs = official_export
+  from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+  ours = onnx_backend.load_inference_dir(out, providers=["CPUExecutionProvider"])[0]
+  ref = ort.InferenceSession(official.official_onnx_path(NAME),
+                             providers=["CPUExecutionProvider"])
+  ref_in = ref.get_inputs()[0].name
+  imgs = _val_images(ic15_dir, 200)
+  widths = [preprocess.predict_width(im) for im in imgs]
+  diff_text, worst = [], 0.0
+  for w in sorted(set(widths)):
+    idx = [i for i, wi in enumerate(widths) if wi == w]
+    for s in range(0, len(idx), 16):
+      part = idx[s:s + 16]
+      x = np.stack([preprocess.resize_norm(imgs[i], w) for i in part]).transpose(0, 3, 1, 2)
+      p_ours, p_ref = ours(x), ref.run(None, {ref_in: x})[0]
+      worst = max(worst, float(np.abs(p_ours - p_ref).max()))
+      diff_text += [(i, a, b) for i, a, b in zip(part, _texts(p_ours, cs), _texts(p_ref, cs))
+                    if a != b]
+  print(f"vs official ONNX on {len(imgs)} IC15 crops: max |Δprob| = {worst:.2e}, "
+        f"{len(diff_text)} texts differ")
+  assert not diff_text, diff_text[:5]
+
+
+def test_onnx_backend_runs_without_jax(official_export, tmp_path):
+  out, _, _, _ = official_export
+  x = np.random.default_rng(1).uniform(-1, 1, (2, 3, 48, 96)).astype(np.float32)
+  np.save(tmp_path / "x.npy", x)
+  code = (
+      "import sys, numpy as np\n"
+      "for m in ('jax', 'flax', 'tensorflow'): sys.modules[m] = None\n"
+      "from textrec import onnx_backend\n"
+      f"f, cs, meta = onnx_backend.load_inference_dir({out!r})\n"
+      f"np.save({str(tmp_path / 'p.npy')!r}, f(np.load({str(tmp_path / 'x.npy')!r})))\n")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  r = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
+                     text=True, timeout=120)
+  assert r.returncode == 0, r.stderr[-2000:]
+  got = np.load(tmp_path / "p.npy")
+  want = onnx_backend.load_inference_dir(out)[0](x)
+  assert got.shape == (2, 12, 6625)
+  np.testing.assert_array_equal(got, want)
+
+
+def test_onnx_backend_errors(tmp_path, official_export):
+  with pytest.raises(FileNotFoundError, match="inference.yml"):
+    onnx_backend.load_inference_dir(tmp_path)
+  (tmp_path / "inference.yml").write_text("Global: [unclosed\n", encoding="utf-8")
+  with pytest.raises(ValueError, match=r"inference.yml line \d+"):
+    onnx_backend.load_inference_dir(tmp_path)
+  (tmp_path / "inference.yml").write_text("Global: {model_name: x}\n", encoding="utf-8")
+  with pytest.raises(ValueError, match="Global.files"):
+    onnx_backend.load_inference_dir(tmp_path)
+  out = official_export[0]
+  forward = onnx_backend.load_inference_dir(out)[0]
+  with pytest.raises(ValueError, match=r"\[B, 3, 48, W\]"):
+    forward(np.zeros((1, 48, 320, 3), np.float32))
+
+
+# ----------------------------------------------------------------------------- CLI, checkpoint
+
+
+def _tiny_config(out_dir: str, weight_path: str, fmt: str):
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  sys.path.insert(0, os.path.join(repo, "configs"))
+  import tiny  # pylint: disable=g-import-not-at-top
+
+  c = tiny.get_config()
+  c.mode = "export"
+  c.output_dir = out_dir
+  c.export.weight_path = weight_path
+  c.export.format = fmt
+  return c
+
+
+def test_export_checkpoint_via_run(tmp_path):
+  """Training-form tiny model (random BN stats) in an Orbax checkpoint -> export mode ->
+  deploy-form ONNX that matches the training-form JAX model, NRTR dropped."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
+  from textrec import checkpoint, registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
+
+  cs = charset_lib.from_chars(list("0123456789abcdefghijklmnopqrstuvwxyz"))
+  model = registry.get_model("tiny_rec")(num_classes=cs.num_classes)
+  v = recognizer.init_variables(model, jax.random.key(0), width=128)
+  rng = np.random.default_rng(0)
+  perturb = lambda p, a: (rng.uniform(0.5, 1.5, a.shape) if "var" in jax.tree_util.keystr(p)  # noqa
+                          else np.asarray(a) + rng.normal(0, 0.1, a.shape)).astype(np.float32)
+  v = jax.tree_util.tree_map_with_path(perturb, v)
+  assert any("gtc_head" in jax.tree_util.keystr(p)
+             for p, _ in jax.tree_util.tree_flatten_with_path(v)[0])
+  cfg = _tiny_config(str(tmp_path / "run"), str(tmp_path / "ckpt"), "onnx")
+  ck = checkpoint.Checkpointer(str(tmp_path / "ckpt"))
+  ck.save_best(7, v, dict(model="tiny_rec", deploy=False, chars=list(cs.chars),
+                          num_classes=cs.num_classes))
+  ck.wait()
+  ck.close()
+
+  assert export.run(cfg) == 0
+  inf = tmp_path / "run" / "inference"
+  forward, cs2, meta = onnx_backend.load_inference_dir(inf)
+  assert cs2 == cs and meta["model_name"] == "tiny_rec"
+  x = rng.uniform(-1, 1, (3, 3, 48, 128)).astype(np.float32)
+  ref = np.asarray(jax.nn.softmax(model.apply(v, jnp.asarray(x.transpose(0, 2, 3, 1)),
+                                              train=False)["ctc_logits"], -1))
+  got = forward(x)
+  assert got.shape == ref.shape and float(np.abs(got - ref).max()) <= TOL
+  # Deploy form only: the ONNX holds no more weights than the fused, NRTR-free variables.
+  _, dv, _, _ = export.load_weights("tiny_rec", str(tmp_path / "ckpt"))
+  n_deploy = sum(a.size for a in jax.tree.leaves(dv))
+  n_train = sum(np.size(a) for a in jax.tree.leaves(v))
+  n_onnx = sum(int(np.prod(t.dims)) for t in onnx.load(str(inf / export.ONNX_FILE)).graph.initializer)
+  assert n_deploy < n_train and n_onnx <= n_deploy + 1000, (n_onnx, n_deploy, n_train)
+
+
+def test_run_rejects_bad_config(tmp_path, capsys):
+  assert export.run(_tiny_config(str(tmp_path), "", "tflite")) == 2
+  assert "export.format" in capsys.readouterr().err
+  assert export.run(_tiny_config(str(tmp_path), str(tmp_path / "nope"), "onnx")) == 2
+  assert "does not exist" in capsys.readouterr().err
+
+
+def test_export_of_paddle_weights_matches_paddle(paddle_ref_dir, tmp_path):
+  """PaddleOCR training-form weights (replayed fixture) -> export (re-parameterised, NRTR
+  dropped) -> onnxruntime vs the probabilities PaddleOCR's own deploy form computed."""
+  from paddle_ref import replay  # pylint: disable=g-import-not-at-top
+  from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
+  from textrec.weights import paddle as pw  # pylint: disable=g-import-not-at-top
+
+  state, io = replay(paddle_ref_dir, NAME, stop_after="head.ctc_head.fc.bias")
+  from textrec.registry import get_model  # pylint: disable=g-import-not-at-top
+
+  train = get_model(NAME)(num_classes=6625, with_nrtr=False)
+  variables = pw.paddle_to_flax(state, recognizer.variable_shapes(train, with_nrtr=False))
+  module = export.inference_module(NAME, 6625)
+  with pytest.raises(ValueError, match="do not fit"):  # training form: needs fusing
+    export.fit_variables(module, variables)
+  deploy = export.fit_variables(module, export.to_deploy(NAME, variables))
+  from textrec.charset import Charset  # pylint: disable=g-import-not-at-top
+
+  cs = Charset(tuple(f"c{i}" for i in range(6624)))
+  export.export(NAME, module, deploy, cs, str(tmp_path), "onnx", check=False)
+  probs = onnx_backend.load_inference_dir(tmp_path)[0](io["x"])
+  np.testing.assert_allclose(probs, io["probs_deploy_form"], atol=1e-5, rtol=1e-3)
+  worst = float(np.abs(probs - io["probs_deploy_form"]).max())
+  print(f"exported Paddle-fixture weights vs PaddleOCR deploy form: max |Δprob| = {worst:.2e}")
+  assert worst <= TOL

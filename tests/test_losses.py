@@ -1,0 +1,99 @@
+"""Losses as PaddleOCR's CTCLoss / NRTRLoss / MultiLoss, checked against direct definitions."""
+from __future__ import annotations
+
+import itertools
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from textrec import losses
+
+
+def _collapse(path):
+  out, prev = [], None
+  for p in path:
+    if p != prev and p != 0:
+      out.append(p)
+    prev = p
+  return tuple(out)
+
+
+def _ctc_brute_force(logits: np.ndarray, label: tuple[int, ...]) -> float:
+  """-log sum over every frame path that collapses to `label` (blank 0)."""
+  logp = np.asarray(jax.nn.log_softmax(logits.astype(np.float64), axis=-1))
+  T, C = logp.shape
+  total = 0.0
+  for path in itertools.product(range(C), repeat=T):
+    if _collapse(path) == label:
+      total += np.exp(sum(logp[t, c] for t, c in enumerate(path)))
+  return -np.log(total)
+
+
+def test_ctc_matches_path_enumeration_and_means_over_batch():
+  rng = np.random.default_rng(0)
+  B, T, C, L = 3, 5, 4, 3
+  logits = rng.normal(size=(B, T, C)).astype(np.float32)
+  labels = [(1, 2), (3, 3, 1), (2,)]  # a repeat needs a blank between: still feasible in T=5
+  ids = np.zeros((B, L), np.int32)
+  pad = np.ones((B, L), np.float32)
+  for b, lab in enumerate(labels):
+    ids[b, :len(lab)] = lab
+    pad[b, :len(lab)] = 0
+  want = np.mean([_ctc_brute_force(logits[b], labels[b]) for b in range(B)])
+  got = float(losses.ctc_loss(logits, ids, pad))
+  assert got == pytest.approx(want, rel=1e-5)
+  # Not normalised by label length (Paddle's norm_by_times=False): the per-sample sum.
+  one = float(losses.ctc_loss(logits[1:2], ids[1:2], pad[1:2]))
+  assert one == pytest.approx(_ctc_brute_force(logits[1], labels[1]), rel=1e-5)
+
+
+def test_nrtr_smoothed_cross_entropy_definition_and_padding_mask():
+  rng = np.random.default_rng(1)
+  B, Lp, C, eps = 2, 4, 6, 0.1
+  logits = rng.normal(size=(B, Lp, C)).astype(np.float32)
+  label_nrtr = np.array([[2, 4, 5, 3, 0], [2, 5, 3, 0, 0]], np.int32)  # <s> ... </s> pad
+  targets = label_nrtr[:, 1:]
+  logp = np.asarray(jax.nn.log_softmax(logits.astype(np.float64), -1))
+  per, n = 0.0, 0
+  for b in range(B):
+    for t in range(Lp):
+      y = targets[b, t]
+      if y == 0:
+        continue
+      soft = np.full(C, eps / (C - 1))
+      soft[y] = 1 - eps
+      per += -(soft * logp[b, t]).sum()
+      n += 1
+  got = float(losses.nrtr_loss(logits, label_nrtr))
+  assert got == pytest.approx(per / n, rel=1e-5)
+  # Logits at padded target positions do not matter.
+  changed = logits.copy()
+  changed[1, 2:] += 100.0
+  assert float(losses.nrtr_loss(changed, label_nrtr)) == pytest.approx(got, rel=1e-6)
+  # smoothing 0 is plain cross-entropy over the non-pad tokens.
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  mask = targets != 0
+  plain = float((np.asarray(ce) * mask).sum() / mask.sum())
+  assert float(losses.smoothed_cross_entropy(logits, targets, 0.0)) == pytest.approx(plain,
+                                                                                     rel=1e-5)
+
+
+def test_nrtr_rejects_short_labels():
+  with pytest.raises(ValueError, match="label_nrtr has 3 tokens"):
+    losses.nrtr_loss(np.zeros((1, 4, 5), np.float32), np.zeros((1, 3), np.int32))
+
+
+def test_multi_loss_weights_and_optional_nrtr():
+  rng = np.random.default_rng(2)
+  out = dict(ctc_logits=rng.normal(size=(2, 6, 5)).astype(np.float32),
+             nrtr_logits=rng.normal(size=(2, 4, 9)).astype(np.float32))
+  batch = dict(label_ctc=np.array([[1, 2, 0], [3, 0, 0]], np.int32),
+               label_ctc_pad=np.array([[0, 0, 1], [0, 1, 1]], np.float32),
+               label_nrtr=np.array([[2, 4, 5, 3, 0], [2, 6, 3, 0, 0]], np.int32))
+  total, parts = losses.multi_loss(out, batch, ctc_weight=0.5, nrtr_weight=2.0)
+  assert float(total) == pytest.approx(0.5 * float(parts["ctc"]) + 2.0 * float(parts["nrtr"]),
+                                       rel=1e-6)
+  total2, parts2 = losses.multi_loss({"ctc_logits": out["ctc_logits"]}, batch)
+  assert "nrtr" not in parts2 and float(total2) == pytest.approx(float(parts["ctc"]), rel=1e-6)

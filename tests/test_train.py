@@ -1,0 +1,106 @@
+"""Training: the tiny config learns on a small synthetic set; outputs, checkpoints, evaluate
+mode and the non-finite guard."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections as mlc
+import numpy as np
+import pytest
+
+from textrec import checkpoint, optim, train
+from textrec import train_state as ts
+
+sys.path.insert(0, os.path.dirname(__file__))
+import train_utils  # noqa: E402
+
+sys.path.insert(0, str(train_utils.REPO / "configs"))
+import tiny  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  """One 40-step training run of configs/tiny.py (from scratch) on a synthetic set."""
+  root = tmp_path_factory.mktemp("tiny_run")
+  data = train_utils.make_dataset(root / "data", n_train=64, n_val=16)
+  cfg = tiny.get_config()
+  with cfg.unlocked():
+    cfg.dataset_dir, cfg.output_dir = data, str(root / "out")
+    cfg.train.steps, cfg.train.log_every, cfg.train.save_every = 40, 5, 20
+  assert train.run(cfg) == 0
+  return cfg, root / "out"
+
+
+def test_loss_falls_and_outputs_are_written(tiny_run):
+  cfg, out = tiny_run
+  hist = [json.loads(l) for l in (out / "history.jsonl").read_text().splitlines()]
+  losses = [h["loss"] for h in hist if "loss" in h]
+  assert len(losses) == 8
+  assert np.mean(losses[-2:]) < 0.85 * np.mean(losses[:2]), losses
+  nrtr = [h["nrtr"] for h in hist if "nrtr" in h]
+  assert nrtr[-1] < nrtr[0]
+  res = json.loads((out / "train_result.json").read_text())
+  assert res["done_flag"] and res["steps"] == 40 and res["nonfinite_steps"] == 0
+  assert 0.0 <= res["metrics"]["acc"] <= 1.0 and res["metrics"]["num"] == 16
+  assert (out / "train_curve.png").stat().st_size > 1000
+  log = (out / "train.log").read_text()
+  assert "step 40/40" in log and "img/s" in log and "eta" in log and "lr" in log
+  assert json.loads((out / "config.json").read_text())["model"]["name"] == "tiny_rec"
+  assert sorted(os.listdir(out / "checkpoints")) == ["20", "40"]
+
+
+def test_best_model_loads_and_evaluate_mode_agrees(tiny_run, tmp_path):
+  cfg, out = tiny_run
+  variables, cs = checkpoint.load_variables(str(out))
+  assert cs.chars == tuple("0123456789abcdef ")
+  assert variables["params"]["head"]["ctc_head"]["fc"]["kernel"].shape[-1] == 18
+  assert checkpoint.read_meta(str(out))["model"] == "tiny_rec"
+  from textrec import evaluate
+  ecfg = tiny.get_config()
+  with ecfg.unlocked():
+    ecfg.dataset_dir, ecfg.output_dir = cfg.dataset_dir, str(tmp_path)
+    ecfg.mode, ecfg.evaluate.weight_path = "evaluate", str(out)
+  assert evaluate.run(ecfg) == 0
+  ev = json.loads((tmp_path / "evaluate_result.json").read_text())
+  best = json.loads((out / "train_result.json").read_text())["models"]["best"]
+  assert ev["num_samples"] == 16
+  assert ev["acc"] == pytest.approx(best["acc"], abs=1e-9)
+  assert ev["norm_edit_dis"] == pytest.approx(best["norm_edit_dis"], abs=1e-9)
+
+
+class _Toy(nn.Module):
+  """Stand-in recogniser: image [B, H, W, 3] -> ctc_logits [B, 4, 5]."""
+
+  @nn.compact
+  def __call__(self, x, train=False, nrtr_targets=None):
+    y = nn.Dense(20)(x.reshape(x.shape[0], -1)).reshape(x.shape[0], 4, 5)
+    return {"ctc_logits": y}
+
+
+def test_nonfinite_loss_skips_the_update():
+  model = _Toy()
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 2, 3, 3)))
+  ocfg = mlc.ConfigDict(dict(name="adam", lr=1e-2, warmup_epochs=0.0, schedule="cosine",
+                             beta1=0.9, beta2=0.999, weight_decay=3e-5, clip_norm=10.0))
+  tx, _ = optim.make_optimizer(ocfg, variables["params"], 10, 10)
+  state = ts.create({"params": variables["params"]}, tx, seed=0)
+  step = jax.jit(lambda s, b: train.train_step(s, b, model=model, tx=tx, nrtr_weight=0.0))
+  good = dict(image=np.ones((2, 2, 3, 3), np.float32), label_ctc=np.array([[1, 2], [3, 0]]),
+              label_ctc_pad=np.array([[0, 0], [0, 1]], np.float32),
+              label_nrtr=np.zeros((2, 4), np.int32))
+  bad = dict(good, image=np.full((2, 2, 3, 3), np.nan, np.float32))
+  s1, m1 = step(state, bad)
+  assert not bool(m1["ok"]) and int(s1.nonfinite) == 1 and int(s1.step) == 1
+  same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s1.params, state.params)
+  assert all(jax.tree.leaves(same))
+  s2, _ = step(s1, bad)
+  assert int(s2.nonfinite) == 2 and int(s2.nonfinite_total) == 2
+  s3, m3 = step(s2, good)
+  assert bool(m3["ok"]) and int(s3.nonfinite) == 0 and int(s3.nonfinite_total) == 2
+  moved = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s3.params, s2.params)
+  assert not all(jax.tree.leaves(moved))

@@ -1,0 +1,55 @@
+"""Helpers for the training tests: a small synthetic dataset and tiny-config runs."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ALPHABET = "0123456789abcdef"
+
+
+def make_dataset(out_dir: str | os.PathLike, n_train: int = 64, n_val: int = 16,
+                 seed: int = 0) -> str:
+  """PaddleX-layout dataset of 2-5 character strings drawn with cv2.putText (white on dark)."""
+  out = pathlib.Path(out_dir)
+  (out / "images").mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  for split, n in (("train", n_train), ("val", n_val)):
+    lines = []
+    for i in range(n):
+      text = "".join(rng.choice(list(ALPHABET), size=int(rng.integers(2, 6))))
+      img = np.full((32, 16 * len(text) + 8, 3), int(rng.integers(0, 60)), np.uint8)
+      cv2.putText(img, text, (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.75,
+                  tuple(int(v) for v in rng.integers(180, 256, 3)), 2)
+      rel = f"images/{split}_{i}.png"
+      cv2.imwrite(str(out / rel), img)
+      lines.append(f"{rel}\t{text}\n")
+    (out / f"{split}.txt").write_text("".join(lines), encoding="utf-8")
+  (out / "dict.txt").write_text("".join(c + "\n" for c in ALPHABET), encoding="utf-8")
+  return str(out)
+
+
+def main_cmd(*overrides: str, config: str = "configs/tiny.py") -> list[str]:
+  return [sys.executable, "-m", "textrec.main", f"--config={config}", *overrides]
+
+
+def env(devices: int | None = None, **extra: str) -> dict[str, str]:
+  e = dict(os.environ)
+  e.update(extra)
+  e.setdefault("TEXTREC_CACHE", str(REPO / ".pytest_cache" / "textrec_cache"))
+  e["JAX_PLATFORMS"] = "cpu"
+  if devices:
+    e["XLA_FLAGS"] = (e.get("XLA_FLAGS", "") +
+                      f" --xla_force_host_platform_device_count={devices}").strip()
+  return e
+
+
+def run(cmd: list[str], devices: int | None = None, timeout: float = 300,
+        **extra: str) -> subprocess.CompletedProcess:
+  return subprocess.run(cmd, cwd=REPO, env=env(devices, **extra), capture_output=True,
+                        text=True, timeout=timeout)

@@ -1,0 +1,151 @@
+"""Evaluate mode: RecMetric (acc, norm_edit_dis) of a recogniser on a labelled split.
+
+  python -m textrec.main --config=configs/v4_mobile.py --config.mode=evaluate \
+      --config.dataset_dir=DIR [--config.evaluate.weight_path=CKPT] [--config.evaluate.is_filter=True]
+
+Without `weight_path` the official weights are evaluated. Images go through exactly the
+predict path (`TextRecognizer.recognize`: each crop resized/normalised by
+`textrec.preprocess.resize_norm` and padded to its own bucket width, greedy CTC decoding), so
+evaluate and predict never disagree. Writes OUT/evaluate_result.json with the metric named by
+`evaluate.is_filter` as `acc`/`norm_edit_dis`, plus both the case-sensitive and the filtered
+([0-9a-z]) metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from textrec import metrics as metrics_lib
+from textrec.charset import Charset
+
+
+def read_split(dataset_dir: str, split: str):
+  """The split's random-access source (label file or ArrayRecord shards); raises naming bad
+  label-file lines."""
+  from textrec.data import source as source_lib  # pylint: disable=g-import-not-at-top
+
+  src, problems = source_lib.open_split(dataset_dir, split)
+  if problems:
+    more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+    raise ValueError("bad label file:\n  " + "\n  ".join(problems[:10]) + more)
+  return src
+
+
+def _records(src, start: int, stop: int) -> tuple[list[np.ndarray], list[str]]:
+  from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  images, texts = [], []
+  for i in range(start, stop):
+    rec = src[i]
+    images.append(pipeline.decode_image(rec["image"], rec["where"]))
+    texts.append(rec["text"])
+  return images, texts
+
+
+def evaluate_recognizer(recognize: Callable[[list[np.ndarray]], list[tuple[str, float]]],
+                        items, chunk: int = 256,
+                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+  """`recognize(list of BGR crops) -> [(text, score)]` over the records of `items` (a source
+  from `read_split`).
+
+  Returns {"case_sensitive": {...}, "filtered": {...}} RecMetric results (spaces ignored).
+  """
+  exact, filt = metrics_lib.RecMetric(False), metrics_lib.RecMetric(True)
+  t0 = time.time()
+  for start in range(0, len(items), chunk):
+    images, targets = _records(items, start, min(start + chunk, len(items)))
+    preds = [t for t, _ in recognize(images)]
+    exact.update(preds, targets)
+    filt.update(preds, targets)
+    if log:
+      done = start + len(images)
+      log(f"eval {done}/{len(items)}  acc {exact.result()['acc']:.4f}  "
+          f"{done / max(time.time() - t0, 1e-9):.1f} img/s")
+  return {"case_sensitive": exact.result(), "filtered": filt.result()}
+
+
+def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32):
+  """A predict-path recogniser (textrec.predictor) over in-memory flax variables."""
+  from textrec import predictor  # pylint: disable=g-import-not-at-top
+
+  fwd = predictor.FlaxForward(model, variables)
+  return predictor.TextRecognizer(getattr(model, "name", None) or "model", fwd, charset,
+                                  batch_size=batch_size)
+
+
+def evaluate_variables(model, variables: dict, charset: Charset, dataset_dir: str,
+                       split: str = "val", batch_size: int = 32,
+                       log: Callable[[str], None] | None = None) -> dict[str, Any]:
+  rec = make_recognizer(model, variables, charset, batch_size)
+  items = read_split(dataset_dir, split)
+  return evaluate_recognizer(lambda imgs: rec.recognize(imgs, batch_size), items, log=log)
+
+
+def _load(config) -> tuple[Any, dict, Charset, str]:
+  """-> (module, variables, charset, description) for config.evaluate.weight_path."""
+  from textrec import registry  # pylint: disable=g-import-not-at-top
+
+  name = config.model.name
+  path = config.evaluate.weight_path
+  if not path:
+    from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+    variables, cs = official.load_official(name)
+    return registry.get_model(name)(num_classes=cs.num_classes, deploy=True), variables, cs, \
+        "official"
+  if path.endswith(".pdparams"):
+    from textrec import predictor  # pylint: disable=g-import-not-at-top
+
+    rec = predictor.create_model(name, model_dir=path,
+                                 dict_path=config.data.dict_path or None)
+    return rec, None, rec.charset, path
+  from textrec import checkpoint  # pylint: disable=g-import-not-at-top
+
+  variables, cs = checkpoint.load_variables(path)
+  meta = checkpoint.read_meta(path)
+  if meta.get("model", name) != name:
+    print(f"note: {path} was trained as {meta['model']!r}; evaluating it as that model",
+          file=sys.stderr)
+  module = registry.get_model(meta.get("model", name))(num_classes=cs.num_classes,
+                                                        deploy=bool(meta.get("deploy")))
+  return module, variables, cs, path
+
+
+def run(config) -> int:
+  """--config.mode=evaluate: writes OUT/evaluate_result.json; returns the exit code."""
+  from textrec.data import demo  # pylint: disable=g-import-not-at-top
+
+  dataset_dir = config.dataset_dir or demo.demo_dataset_dir()
+  out_dir = config.output_dir
+  os.makedirs(out_dir, exist_ok=True)
+  module, variables, cs, desc = _load(config)
+  items = read_split(dataset_dir, config.evaluate.split)
+  print(f"evaluating {desc} on {dataset_dir} [{config.evaluate.split}]: {len(items)} samples")
+  bs = config.evaluate.batch_size
+  if variables is None:  # a ready TextRecognizer
+    recognize = lambda imgs: module.recognize(imgs, bs)
+  else:
+    rec = make_recognizer(module, variables, cs, bs)
+    recognize = lambda imgs: rec.recognize(imgs, bs)
+  t0 = time.time()
+  res = evaluate_recognizer(recognize, items, log=print)
+  main = res["filtered" if config.evaluate.is_filter else "case_sensitive"]
+  result = dict(done_flag=True, acc=main["acc"], norm_edit_dis=main["norm_edit_dis"],
+                is_filter=bool(config.evaluate.is_filter), num_samples=main["num"],
+                case_sensitive=res["case_sensitive"], filtered=res["filtered"],
+                weight_path=config.evaluate.weight_path or "official", model=config.model.name,
+                dataset_dir=os.path.abspath(dataset_dir), split=config.evaluate.split,
+                seconds=round(time.time() - t0, 1))
+  path = os.path.join(out_dir, "evaluate_result.json")
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2, ensure_ascii=False)
+  os.replace(path + ".tmp", path)
+  print(f"acc {result['acc']:.4f}  norm_edit_dis {result['norm_edit_dis']:.4f}  "
+        f"(filtered: acc {res['filtered']['acc']:.4f}, "
+        f"norm_edit_dis {res['filtered']['norm_edit_dis']:.4f})  -> {path}")
+  return 0

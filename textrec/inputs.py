@@ -1,0 +1,149 @@
+"""Streaming iteration over predict inputs.
+
+An input is a path (image file or directory), a BGR np.ndarray (one image [H, W(, C)] or a
+stack [N, H, W, C]), or a list of these. `iter_inputs` yields one `Item` per image, reading
+each file only when the item is pulled, so a directory is never held in memory. A bad input
+yields an `Item` whose `error` names it and says what is wrong, instead of raising.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from textrec import preprocess
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm",
+              ".pgm", ".ppm", ".pnm")
+
+
+@dataclasses.dataclass
+class Item:
+  """One input image, or the reason it could not be read.
+
+  input_path: the file, or None for an array input; index: position in the input stream;
+  image: BGR uint8 [H, W, 3] (None when `error` is set).
+  """
+  index: int
+  input_path: str | None
+  image: np.ndarray | None = None
+  error: str | None = None
+
+
+def _is_image_name(path: str) -> bool:
+  return path.lower().endswith(IMAGE_EXTS)
+
+
+def check_image(img: Any, name: str) -> tuple[np.ndarray | None, str | None]:
+  """Array -> (BGR uint8 [H, W, 3], None) or (None, error naming `name`)."""
+  try:
+    arr = np.asarray(img)
+  except Exception as e:  # noqa: BLE001  (anything np.asarray rejects)
+    return None, f"{name}: not an image array ({e})"
+  if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    return None, f"{name}: not an image array (dtype {arr.dtype})"
+  if arr.ndim not in (2, 3):
+    return None, f"{name}: expected an image [H, W] or [H, W, 1|3|4]; got shape {arr.shape}"
+  if arr.size == 0 or arr.shape[0] == 0 or arr.shape[1] == 0:
+    return None, f"{name}: empty image (shape {arr.shape})"
+  try:
+    bgr = preprocess.ensure_bgr(arr.astype(np.uint8) if arr.dtype == bool else arr)
+  except ValueError as e:
+    return None, f"{name}: {e}"
+  return np.ascontiguousarray(bgr), None
+
+
+def read_image(path: str) -> tuple[np.ndarray | None, str | None]:
+  """Decodes an image file as OpenCV's imread(IMREAD_COLOR) does -> (BGR uint8, None) or
+  (None, error naming the file)."""
+  if not os.path.exists(path):
+    return None, f"{path}: no such file"
+  if os.path.isdir(path):
+    return None, f"{path}: is a directory"
+  try:
+    buf = np.fromfile(path, dtype=np.uint8)
+  except OSError as e:
+    return None, f"{path}: cannot read ({e.strerror or e})"
+  if buf.size == 0:
+    return None, f"{path}: empty file"
+  try:
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+  except cv2.error:
+    img = None
+  if img is None:
+    return None, f"{path}: not a readable image (corrupt or unsupported format)"
+  return check_image(img, path)
+
+
+def _walk_dir(root: str) -> Iterator[str]:
+  """Files under `root`, recursively, in sorted order; hidden entries skipped."""
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    for f in sorted(filenames):
+      if not f.startswith("."):
+        yield os.path.join(dirpath, f)
+
+
+def _expand(inp: Any, name: str) -> Iterator[tuple[str | None, Any]]:
+  """Flattens one input into (path_or_None, path_or_array_or_error) pairs, lazily."""
+  if isinstance(inp, (str, os.PathLike)):
+    path = os.fspath(inp)
+    if os.path.isdir(path):
+      for f in _walk_dir(path):
+        if _is_image_name(f):
+          yield f, f
+        else:
+          ext = pathlib.Path(f).suffix or "(none)"
+          yield f, _Error(f"{f}: not an image file (extension {ext}); skipped")
+    else:
+      yield path, path
+  elif isinstance(inp, np.ndarray) and inp.ndim == 4:
+    for i in range(inp.shape[0]):
+      yield None, inp[i]
+  elif isinstance(inp, np.ndarray):
+    yield None, inp
+  elif isinstance(inp, (list, tuple)):
+    for j, x in enumerate(inp):
+      if isinstance(x, (list, tuple)):
+        yield None, _Error(f"{name}[{j}]: nested lists are not an input")
+      else:
+        yield from _expand(x, f"{name}[{j}]")
+  else:
+    yield None, _Error(f"{name}: unsupported input type {type(inp).__name__}; expected a "
+                       "path, a directory, a BGR np.ndarray or a list of these")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Error:
+  message: str
+
+
+def iter_inputs(inputs: Any) -> Iterator[Item]:
+  """Yields one Item per image of `inputs`, in order, reading files as they are pulled."""
+  for index, (path, x) in enumerate(_expand(inputs, "input")):
+    if isinstance(x, _Error):
+      yield Item(index, path, error=x.message)
+    elif isinstance(x, str):
+      img, err = read_image(x)
+      yield Item(index, x, image=img, error=err)
+    else:
+      img, err = check_image(x, f"input array #{index}")
+      yield Item(index, None, image=img, error=err)
+
+
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+  """Groups a stream into lists of at most `size`, without reading ahead further."""
+  if size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {size}")
+  buf: list[Item] = []
+  for it in items:
+    buf.append(it)
+    if len(buf) == size:
+      yield buf
+      buf = []
+  if buf:
+    yield buf

@@ -1,0 +1,125 @@
+"""Optimiser and learning-rate schedule from `config.optim`, as PaddleOCR builds them.
+
+* "adam": Paddle's Adam with an L2Decay regulariser, i.e. *coupled* L2: the gradient gets
+  `coeff * param` added (after clipping, before the moments). Per-parameter regularisers that
+  PaddleOCR's modules set override the global factor: the BatchNorms inside PPLCNetV3's
+  ConvBNLayer (`.../bn/...`) have 0; the CTC head's fc has `fc_decay` (1e-5).
+* "adamw": decoupled decay (`param -= lr * wd * param`), skipped for 1-D parameters (biases,
+  norm scales) and for names containing "norm" or "pos_embed" (PaddleOCR's
+  `one_dim_param_no_weight_decay` + `no_weight_decay_name` of the SVTRv2/RepSVTR configs).
+* LearnableAffineBlock parameters (`.../lab/scale|bias`) learn at 0.1 x the rate (`lab_lr`).
+* Schedule (Paddle `Cosine` + `LinearWarmup`): lr * s / W for s < W, then
+  lr * (1 + cos(pi * (s - W) / S)) / 2 with S = total steps, W = warmup steps.
+* Gradient clipping by global norm (`clip_norm`, 0 = off).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+FC_DECAY = 1e-5   # CTCHead fc_decay in PaddleOCR's PP-OCRv4 configs
+LAB_LR = 0.1      # PPLCNetV3 LearnableAffineBlock lr multiplier
+
+
+def _path_str(path) -> str:
+  parts = []
+  for k in path:
+    parts.append(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))))
+  return "/".join(parts)
+
+
+def l2_coefficient(path: str, weight_decay: float) -> float:
+  """Coupled-L2 factor for one parameter (PaddleOCR's per-parameter regularisers)."""
+  segs = path.split("/")
+  if "bn" in segs:
+    return 0.0
+  if "ctc_head" in segs and "fc" in segs:
+    return FC_DECAY
+  return weight_decay
+
+
+def decoupled_decay_mask(path: str, leaf: Any) -> bool:
+  """True where AdamW decays: not 1-D, not a norm, not a positional embedding."""
+  if jnp.ndim(leaf) <= 1:
+    return False
+  low = path.lower()
+  return "norm" not in low and "pos_embed" not in low
+
+
+def lr_multiplier(path: str) -> float:
+  segs = path.split("/")
+  return LAB_LR if len(segs) >= 2 and segs[-2] == "lab" else 1.0
+
+
+def cosine_schedule(lr: float, total_steps: int, warmup_steps: int) -> Callable:
+  """Paddle's LinearWarmup(start 0) around CosineAnnealingDecay(T_max = total_steps)."""
+  total = max(int(total_steps), 1)
+  warm = int(warmup_steps)
+
+  def schedule(count):
+    s = jnp.asarray(count, jnp.float32)
+    w = jnp.asarray(max(warm, 1), jnp.float32)
+    cos = 0.5 * lr * (1.0 + jnp.cos(jnp.pi * (s - warm) / total))
+    return jnp.where(s < warm, lr * s / w, cos) if warm > 0 else cos
+
+  return schedule
+
+
+def make_schedule(cfg, total_steps: int, steps_per_epoch: int) -> Callable:
+  warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+  warmup = min(warmup, max(total_steps - 1, 0))
+  if cfg.schedule == "cosine":
+    return cosine_schedule(cfg.lr, total_steps, warmup)
+  if cfg.schedule == "constant":
+    return lambda count: jnp.where(jnp.asarray(count) < warmup,
+                                   cfg.lr * jnp.asarray(count, jnp.float32) / max(warmup, 1),
+                                   cfg.lr)
+  raise ValueError(f"config.optim.schedule: unknown schedule {cfg.schedule!r} "
+                   "(cosine | constant)")
+
+
+def _per_leaf(fn: Callable[[jax.Array, Any, jax.Array], jax.Array],
+              consts) -> optax.GradientTransformation:
+  """Stateless transformation `u -> fn(u, const, param)` with a per-leaf constant tree."""
+
+  def init(params):
+    del params
+    return optax.EmptyState()
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("this optimiser needs `params` in update()")
+    return jax.tree.map(fn, updates, consts, params), state
+
+  return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(cfg, params, total_steps: int,
+                   steps_per_epoch: int) -> tuple[optax.GradientTransformation, Callable]:
+  """Returns (optimizer, schedule) for `config.optim` and the given params tree."""
+  schedule = make_schedule(cfg, total_steps, steps_per_epoch)
+  paths = jax.tree_util.tree_map_with_path(lambda p, _: _path_str(p), params)
+  lr_mult = jax.tree.map(lr_multiplier, paths)
+  chain = []
+  if cfg.clip_norm and cfg.clip_norm > 0:
+    chain.append(optax.clip_by_global_norm(cfg.clip_norm))
+  if cfg.name == "adam":
+    if cfg.weight_decay:
+      coef = jax.tree.map(lambda p: l2_coefficient(p, cfg.weight_decay), paths)
+      chain.append(_per_leaf(lambda u, c, p: u + c * p if c else u, coef))
+    chain.append(optax.scale_by_adam(b1=cfg.beta1, b2=cfg.beta2, eps=1e-8))
+  elif cfg.name == "adamw":
+    chain.append(optax.scale_by_adam(b1=cfg.beta1, b2=cfg.beta2, eps=1e-8))
+    if cfg.weight_decay:
+      mask = jax.tree_util.tree_map_with_path(
+          lambda p, leaf: decoupled_decay_mask(_path_str(p), leaf), params)
+      chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=mask))
+  else:
+    raise ValueError(f"config.optim.name: unknown optimiser {cfg.name!r} (adam | adamw)")
+  chain.append(_per_leaf(lambda u, m, p: u * m if m != 1.0 else u, lr_mult))
+  chain.append(optax.scale_by_learning_rate(schedule))
+  return optax.chain(*chain), schedule
+

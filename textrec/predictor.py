@@ -1,0 +1,336 @@
+"""PaddleX-style inference: `create_model(name, model_dir=None).predict(inputs, batch_size=8)`.
+
+Batch invariance: every crop is resized and right-padded to `preprocess.predict_width(img)`,
+a bucket width that depends on the crop alone, so the SVTR neck's global attention sees the
+same padding whatever company the crop keeps in its batch. A chunk of `batch_size` inputs is
+sorted by aspect ratio (as PaddleX does), split into groups of equal bucket width, each group
+run through a jitted forward with its batch dimension padded to a small fixed set of sizes
+(powers of 4 up to `batch_size`), then the results are put back in input order.
+Compiled programs are cached by (batch, width).
+
+Weights (`model_dir`):
+  None                      the official weights (textrec/weights/official.py)
+  dir with inference.yml    an exported inference model (onnxruntime, textrec.export)
+  file *.pdparams           PaddleOCR training weights (textrec/weights/paddle.py)
+  other dir                 an Orbax checkpoint written by training (textrec/checkpoint.py)
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from textrec import inputs as inputs_lib
+from textrec import postprocess
+from textrec import preprocess
+from textrec.charset import Charset
+from textrec.results import TextRecResult
+
+# probs_fn: normalised BGR images f32[B, 48, W, 3] (NHWC) -> probabilities np f32[B, T, C].
+ProbsFn = Callable[[np.ndarray], np.ndarray]
+
+
+def batch_sizes(batch_size: int) -> tuple[int, ...]:
+  """Batch dims a group is padded to: powers of 4 below `batch_size`, then `batch_size`.
+
+  A compile costs seconds on CPU and a padded row milliseconds, so few sizes win: a group
+  wastes at most 3/4 of its rows, and a width compiles at most 1 + log4(batch_size) times.
+  """
+  sizes, b = [], 1
+  while b < batch_size:
+    sizes.append(b)
+    b *= 4
+  return tuple(sizes) + (batch_size,)
+
+
+class FlaxForward:
+  """A flax recognizer as a probs_fn: jitted apply + softmax over classes, compiled per
+  (batch, width) and cached."""
+
+  def __init__(self, module, variables: dict[str, Any]):
+    import jax  # pylint: disable=g-import-not-at-top
+
+    self.module = module
+    self.variables = jax.device_put(variables)
+
+    def probs(variables, x):
+      logits = module.apply(variables, x, train=False)["ctc_logits"]
+      return jax.nn.softmax(logits.astype(jax.numpy.float32), axis=-1)
+
+    self._jit = jax.jit(probs)
+    self._compiled: dict[tuple[int, int], Any] = {}
+
+  def compiled(self, batch: int, width: int):
+    """The compiled program for x f32[batch, 48, width, 3] (compiles on first use)."""
+    key = (batch, width)
+    fn = self._compiled.get(key)
+    if fn is None:
+      import jax  # pylint: disable=g-import-not-at-top
+
+      spec = jax.ShapeDtypeStruct((batch, preprocess.HEIGHT, width, 3), np.float32)
+      fn = self._jit.lower(self.variables, spec).compile()
+      self._compiled[key] = fn
+    return fn
+
+  @property
+  def num_compiled(self) -> int:
+    return len(self._compiled)
+
+  def __call__(self, x_nhwc: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x_nhwc, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] != preprocess.HEIGHT or x.shape[3] != 3:
+      raise ValueError(f"expected f32[B, {preprocess.HEIGHT}, W, 3]; got {x.shape}")
+    return np.asarray(self.compiled(x.shape[0], x.shape[2])(self.variables, x))
+
+
+class TextRecognizer:
+  """Recognizer with PaddleX's predictor interface.
+
+  `probs_fn` maps normalised NHWC batches to CTC probabilities; `charset` decodes them.
+  """
+
+  def __init__(self, model_name: str, probs_fn: ProbsFn, charset: Charset,
+               batch_size: int = 8, source: str = ""):
+    self.model_name = model_name
+    self.probs_fn = probs_fn
+    self.charset = charset
+    self.batch_size = int(batch_size)
+    self.source = source
+
+  def __repr__(self) -> str:
+    return f"TextRecognizer({self.model_name!r}, source={self.source!r})"
+
+  def forward(self, x: np.ndarray) -> np.ndarray:
+    """The raw network as the official ONNX takes it: normalised f32[B, 3, 48, W] (NCHW)
+    -> probabilities np f32[B, T, C] (T = W / 8)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] != 3:
+      raise ValueError(f"forward takes NCHW f32[B, 3, {preprocess.HEIGHT}, W]; got {x.shape}")
+    return self.probs_fn(x.transpose(0, 2, 3, 1))
+
+  def recognize(self, images: Sequence[np.ndarray],
+                batch_size: int | None = None) -> list[tuple[str, float]]:
+    """BGR uint8 crops -> [(text, score)] in order, each padded to its own bucket width.
+
+    Crops are sorted by aspect ratio and grouped by bucket width; each group's batch dim is
+    padded to one of `batch_sizes(max(batch_size, len(group)))`.
+    """
+    bs = int(batch_size or self.batch_size)
+    out: list[tuple[str, float] | None] = [None] * len(images)
+    widths = [preprocess.predict_width(im) for im in images]
+    order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+    groups: dict[int, list[int]] = {}
+    for i in order:
+      groups.setdefault(widths[i], []).append(i)
+    for width, idx in sorted(groups.items()):
+      sizes = batch_sizes(max(bs, len(idx)))
+      pad_to = next(s for s in sizes if s >= len(idx))
+      x = np.zeros((pad_to, preprocess.HEIGHT, width, 3), np.float32)
+      for k, i in enumerate(idx):
+        x[k] = preprocess.resize_norm(images[i], width)
+      probs = self.probs_fn(x)[:len(idx)]
+      for i, res in zip(idx, postprocess.ctc_greedy_decode(probs, self.charset)):
+        out[i] = res
+    return out  # type: ignore[return-value]
+
+  def predict(self, inputs: Any, batch_size: int | None = None) -> Iterator[TextRecResult]:
+    """Streams one TextRecResult per input image, in input order.
+
+    `inputs`: a path (image or directory, read lazily), a BGR np.ndarray [H, W(, C)] or a
+    stack [N, H, W, C], or a list of these. A bad item yields a result with `.error` set;
+    the rest of its batch is still recognised.
+    """
+    bs = int(batch_size or self.batch_size)
+    for chunk in inputs_lib.chunks(inputs_lib.iter_inputs(inputs), bs):
+      good = [it for it in chunk if it.error is None]
+      texts = iter(self.recognize([it.image for it in good], bs) if good else [])
+      for it in chunk:
+        if it.error is not None:
+          yield TextRecResult(it.index, it.input_path, error=it.error)
+        else:
+          text, score = next(texts)
+          yield TextRecResult(it.index, it.input_path, text, score, input_img=it.image)
+
+  __call__ = predict
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
+  """"official" | "exported" | "pdparams" | "orbax"; raises for anything else."""
+  if model_dir is None or os.fspath(model_dir) == "":
+    return "official"
+  path = os.fspath(model_dir)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"model_dir {path!r} does not exist")
+  if os.path.isfile(path):
+    if path.endswith(".pdparams"):
+      return "pdparams"
+    raise ValueError(f"model_dir {path!r} is a file but not a PaddleOCR .pdparams file; pass "
+                     "a checkpoint dir, an exported inference dir or a .pdparams file")
+  if os.path.isfile(os.path.join(path, "inference.yml")):
+    return "exported"
+  if not os.listdir(path):
+    raise ValueError(f"model_dir {path!r} is empty: not a checkpoint or inference dir")
+  return "orbax"
+
+
+def _flax_module(name: str, num_classes: int, deploy: bool):
+  """The registered model, without its training-only branches where it has a switch."""
+  import inspect  # pylint: disable=g-import-not-at-top
+
+  from textrec import registry  # pylint: disable=g-import-not-at-top
+
+  ctor = registry.get_model(name)
+  kw = dict(num_classes=num_classes, deploy=deploy)
+  if "with_nrtr" in inspect.signature(ctor).parameters:
+    kw["with_nrtr"] = False
+  return ctor(**kw)
+
+
+def _default_charset(name: str, dict_path: str | None) -> Charset:
+  """The dictionary given, else the official model's (from its ONNX metadata)."""
+  from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
+
+  if dict_path:
+    return charset_lib.load_dict(dict_path)
+  import onnx  # pylint: disable=g-import-not-at-top
+
+  from textrec.weights import official, onnx_import  # pylint: disable=g-import-not-at-top
+
+  path = official.official_onnx_path(name)
+  return onnx_import.charset_from_onnx(onnx.load(path, load_external_data=False))
+
+
+def _is_deploy(variables: dict[str, Any]) -> bool:
+  """True when the params hold fused `reparam_conv` layers (PPLCNetV3 deploy form)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  paths = jax.tree_util.tree_flatten_with_path(variables.get("params", variables))[0]
+  return any("reparam_conv" in jax.tree_util.keystr(p) for p, _ in paths)
+
+
+def load_backend(name: str, model_dir: str | os.PathLike | None,
+                 dict_path: str | None = None) -> tuple[ProbsFn, Charset, str]:
+  """-> (probs_fn, charset, description) for the weights `model_dir` names."""
+  kind = model_dir_kind(model_dir)
+  if kind == "official":
+    from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+    variables, cs = official.load_official(name)
+    return (FlaxForward(_flax_module(name, cs.num_classes, _is_deploy(variables)), variables),
+            cs, "official")
+  path = os.fspath(model_dir)
+  if kind == "exported":
+    from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
+
+    forward_nchw, cs, meta = onnx_backend.load_inference_dir(path)
+    if meta["model_name"] != name:
+      raise ValueError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
+    if meta["pad_widths"] and tuple(meta["pad_widths"]) != preprocess.BUCKETS:
+      raise ValueError(f"{path}: pad_widths {list(meta['pad_widths'])} differ from this "
+                       f"version's {list(preprocess.BUCKETS)}; re-export the model")
+    return (lambda x: np.asarray(forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))),
+            cs, f"exported:{path}")
+  if kind == "pdparams":
+    from textrec.weights import paddle  # pylint: disable=g-import-not-at-top
+
+    cs = _default_charset(name, dict_path)
+    state = paddle.load_pdparams(path)
+    bias = state.get("head.ctc_head.fc.bias")
+    if bias is not None and int(bias.shape[0]) != cs.num_classes:
+      raise ValueError(f"{path}: its CTC head has {int(bias.shape[0])} classes but the "
+                       f"dictionary gives {cs.num_classes} (blank + {len(cs.chars)} chars); "
+                       "pass the model's dictionary as dict_path")
+    deploy = any(".reparam_conv." in k for k in state)
+    try:
+      variables = paddle.paddle_to_flax(state, model_name=name, num_classes=cs.num_classes,
+                                        deploy=deploy)
+    except ValueError as e:
+      raise ValueError(f"{path}: not a {name} state_dict: {e}") from e
+    return FlaxForward(_flax_module(name, cs.num_classes, deploy), variables), cs, path
+  # kind == "orbax": a training run dir, its best_model/ or checkpoints/, or one step
+  try:
+    from textrec import checkpoint  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise NotImplementedError(f"{path}: loading training checkpoints needs textrec.checkpoint "
+                              f"({e})") from e
+  variables, cs = checkpoint.load_variables(path)
+  meta = checkpoint.read_meta(path)
+  if meta.get("model", name) != name:
+    raise ValueError(f"{path}: a checkpoint of {meta['model']!r}, not {name!r}; "
+                     f"create_model({meta['model']!r}, model_dir=...) loads it")
+  deploy = bool(meta["deploy"]) if "deploy" in meta else _is_deploy(variables)
+  return FlaxForward(_flax_module(name, cs.num_classes, deploy), variables), cs, path
+
+
+def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,
+                 dict_path: str | None = None) -> TextRecognizer:
+  """PaddleX's `create_model`: a TextRecognizer for registered model `name`.
+
+  model_dir: None for the official weights, an Orbax checkpoint dir, an exported inference
+  dir (with inference.yml) or a PaddleOCR `.pdparams` file. dict_path: the dictionary of a
+  `.pdparams` model (default: the official one).
+  """
+  probs_fn, cs, source = load_backend(name, model_dir, dict_path)
+  return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def enable_compile_cache() -> None:
+  """Keeps compiled programs on disk ($TEXTREC_CACHE/jax, default ~/.cache/textrec/jax), so
+  a later run skips most of each (batch, width) compile; a cache dir set by the user wins."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if jax.config.jax_compilation_cache_dir:
+    return
+  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "textrec")
+  jax.config.update("jax_compilation_cache_dir", os.path.join(base, "jax"))
+
+
+def run(config) -> int:
+  """`--config.mode=predict`: recognises config.predict.input, prints each result and saves
+  images/JSON under config.output_dir. Exit code 0, 1 if any input failed, 2 on bad config."""
+  p = config.predict
+  if not p.input:
+    print("predict: --config.predict.input=PATH (image, directory or list) is required",
+          file=sys.stderr)
+    return 2
+  if int(p.batch_size) < 1:
+    print(f"predict: --config.predict.batch_size must be >= 1, got {p.batch_size}",
+          file=sys.stderr)
+    return 2
+  enable_compile_cache()
+  try:
+    model = create_model(config.model.name, model_dir=p.model_dir or None,
+                         batch_size=int(p.batch_size))
+  except (FileNotFoundError, ValueError, KeyError, NotImplementedError,
+          ModuleNotFoundError) as e:
+    print(f"predict: cannot load the model: {e}", file=sys.stderr)
+    return 2
+  out_dir = config.output_dir
+  os.makedirs(out_dir, exist_ok=True)
+  n_ok = n_err = 0
+  t0 = time.perf_counter()
+  for res in model.predict(p.input, batch_size=int(p.batch_size)):
+    res.print(json_format=False)
+    if res.error is not None:
+      n_err += 1
+      print(f"predict: error: {res.error}", file=sys.stderr)
+    else:
+      n_ok += 1
+      if p.save_img:
+        res.save_to_img(out_dir)
+    if p.save_json:
+      res.save_to_json(out_dir)
+  dt = time.perf_counter() - t0
+  print(f"predict: {n_ok} recognised, {n_err} failed in {dt:.1f} s; results in {out_dir}",
+        file=sys.stderr)
+  return 1 if n_err else 0

@@ -1,0 +1,165 @@
+"""Official pretrained weights, imported offline from the `rapidocr-onnxruntime` package.
+
+`load_official(name)` imports the official ONNX once (textrec/weights/onnx_import.py), converts
+it to flax variables of the deploy-form model, and caches them as an Orbax checkpoint in
+`$TEXTREC_CACHE/official/<name>/` (default `~/.cache/textrec/official/<name>/`):
+
+  checkpoint/    Orbax checkpoint of {"params": ..., "batch_stats": ...}
+  charset.json   {"chars": [...]}  (CTC ids 1..N; blank 0 is implicit)
+  source.json    which ONNX file (sha256) the cache was made from
+
+The cache directory is written into a temporary sibling and renamed into place, so a reader
+never sees half of it; it is rebuilt when the ONNX file's sha256 changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from textrec import charset as charset_lib
+
+# Model name -> file under rapidocr_onnxruntime/models/.
+OFFICIAL_ONNX = {"PP-OCRv4_mobile_rec": "ch_PP-OCRv4_rec_infer.onnx"}
+_PACKAGE = "rapidocr_onnxruntime"
+_FORMAT = 1  # bump when the cache layout or the conversion changes
+
+
+def _check_name(model_name: str) -> None:
+  if model_name not in OFFICIAL_ONNX:
+    raise KeyError(f"no official weights for {model_name!r}; available: {sorted(OFFICIAL_ONNX)}")
+
+
+def official_onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:
+  """Path of the official ONNX file inside the installed `rapidocr-onnxruntime` package.
+
+  The package is located, not imported (importing it pulls in its own heavy dependencies).
+  """
+  _check_name(model_name)
+  spec = importlib.util.find_spec(_PACKAGE)
+  if spec is None or not spec.submodule_search_locations:
+    raise ModuleNotFoundError(
+        f"the official {model_name} weights come from the PyPI package rapidocr-onnxruntime, "
+        "which is not installed: pip install 'textrec[pretrained]'")
+  path = os.path.join(list(spec.submodule_search_locations)[0], "models",
+                      OFFICIAL_ONNX[model_name])
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} is missing from the installed rapidocr-onnxruntime; "
+                            "reinstall it: pip install --force-reinstall 'textrec[pretrained]'")
+  return path
+
+
+def cache_dir(model_name: str = "PP-OCRv4_mobile_rec") -> str:
+  """`$TEXTREC_CACHE/official/<model_name>`, default `~/.cache/textrec/official/<model_name>`."""
+  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "textrec")
+  return os.path.join(base, "official", model_name)
+
+
+def _sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def to_variables(state: dict, model_name: str, num_classes: int) -> dict:
+  """PaddleOCR-named deploy state dict -> flax variables {"params", "batch_stats"}."""
+  from textrec.weights import paddle
+
+  return paddle.paddle_to_flax(state, model_name=model_name, num_classes=num_classes,
+                               deploy=True)
+
+
+def import_official(model_name: str = "PP-OCRv4_mobile_rec") -> tuple[dict, charset_lib.Charset]:
+  """Imports the official ONNX without touching the cache: (flax variables, Charset)."""
+  from textrec.weights import onnx_import
+
+  state, cs = onnx_import.import_onnx(official_onnx_path(model_name))
+  return to_variables(state, model_name, cs.num_classes), cs
+
+
+def _write_cache(final: str, variables: dict, cs: charset_lib.Charset, source: dict) -> None:
+  import orbax.checkpoint as ocp
+
+  parent = os.path.dirname(final)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.tmp-", dir=parent)
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      ckptr.save(os.path.join(tmp, "checkpoint"), variables)
+    with open(os.path.join(tmp, "charset.json"), "w", encoding="utf-8") as f:
+      json.dump({"chars": list(cs.chars)}, f, ensure_ascii=False)
+    with open(os.path.join(tmp, "source.json"), "w", encoding="utf-8") as f:
+      json.dump(source, f, indent=1)  # written last: its presence marks a complete cache
+    if os.path.exists(final):  # stale: move it aside, then swap the new one in
+      trash = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-", dir=parent)
+      os.rename(final, os.path.join(trash, "x"))
+      shutil.rmtree(trash, ignore_errors=True)
+    try:
+      os.rename(tmp, final)
+    except OSError:
+      if not os.path.isfile(os.path.join(final, "source.json")):
+        raise  # not a concurrent writer's finished cache: a real failure
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_cache(final: str) -> tuple[dict, charset_lib.Charset]:
+  import jax
+  import jax.numpy as jnp
+  import orbax.checkpoint as ocp
+
+  with ocp.StandardCheckpointer() as ckptr:
+    variables = ckptr.restore(os.path.join(final, "checkpoint"))
+  with open(os.path.join(final, "charset.json"), encoding="utf-8") as f:
+    chars = json.load(f)["chars"]
+  return jax.tree.map(jnp.asarray, variables), charset_lib.Charset(tuple(chars))
+
+
+def _cached_source(final: str) -> dict | None:
+  try:
+    with open(os.path.join(final, "source.json"), encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def load_official(model_name: str = "PP-OCRv4_mobile_rec",
+                  refresh: bool = False) -> tuple[dict[str, Any], charset_lib.Charset]:
+  """Official deploy-form variables and charset; imports and caches them on first use.
+
+  Returns (variables {"params", "batch_stats"} (jax arrays) of
+  `get_model(model_name)(num_classes=charset.num_classes, deploy=True, with_nrtr=False)`,
+  Charset). The official file is an inference export: there is no NRTR (training) head.
+  `refresh=True` re-imports even when a valid cache exists.
+  """
+  _check_name(model_name)
+  onnx_path = official_onnx_path(model_name)
+  final = cache_dir(model_name)
+  source = {"format": _FORMAT, "model": model_name, "onnx": onnx_path,
+            "onnx_sha256": _sha256(onnx_path)}
+  cached = _cached_source(final) or {}
+  if not refresh and all(cached.get(k) == source[k] for k in ("format", "model", "onnx_sha256")):
+    try:
+      return _read_cache(final)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("official weights cache %s is unreadable (%s: %s); rebuilding it", final,
+                      type(e).__name__, e)
+  variables, cs = import_official(model_name)
+  try:
+    _write_cache(final, variables, cs, source)
+  except OSError as e:  # e.g. a read-only home: still usable, just not cached
+    logging.warning("could not cache the official weights in %s (%s); set $TEXTREC_CACHE to a "
+                    "writable directory", final, e)
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(jnp.asarray, variables), cs
+  return _read_cache(final)
