@@ -44,6 +44,10 @@ def train_section() -> mlc.ConfigDict:
       max_nonfinite=5,       # stop after this many non-finite losses in a row
       ctc_weight=1.0,
       nrtr_weight=1.0,
+      # Backbone frozen for this many steps; -1 = auto: one epoch when the NRTR branch starts
+      # untrained (e.g. from the official inference weights), else 0. The SVTR neck's
+      # use_guide stops CTC gradients, so the backbone learns only through the NRTR branch.
+      freeze_backbone_steps=-1,
   ))
 
 

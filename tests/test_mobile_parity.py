@@ -111,13 +111,13 @@ def test_training_step_small_model():
   """Training mode end to end on a small configuration: NRTR logits shape, finite gradients,
   and PaddleOCR's `use_guide`: the CTC branch sends no gradient into the backbone, NRTR does."""
   from textrec.models import pplcnetv3
-  small = {"blocks2": ((3, 32, 32, 1, False),), "blocks3": ((3, 32, 64, (2, 1), False),),
-           "blocks4": ((3, 64, 64, (2, 1), True),), "blocks5": ((3, 64, 64, (1, 2), False),),
-           "blocks6": ((3, 64, 96, (2, 1), False),)}
+  small = {"blocks2": ((3, 32, 64, (2, 1), True),), "blocks3": (), "blocks4": (),
+           "blocks5": (), "blocks6": ()}
   neck = dict(dims=32, depth=1, hidden_dims=32, kernel_size=(1, 3), use_guide=True)
   nrtr = dict(out_channels=40, nrtr_dim=64, num_decoder_layers=1)
   model = recognizer.build_recognizer(pplcnetv3.PPLCNetV3,
-                                      dict(scale=0.5, net_config=small, train_pool_hw=(1, 8)),
+                                      dict(scale=0.5, net_config=small, conv_kxk_num=2,
+                                           train_pool_hw=(1, 8)),
                                       neck, num_classes=37, nrtr=nrtr)
   shapes = recognizer.variable_shapes(model, height=32, width=64, text_len=7)
   rng = np.random.default_rng(0)

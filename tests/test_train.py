@@ -104,3 +104,26 @@ def test_nonfinite_loss_skips_the_update():
   assert bool(m3["ok"]) and int(s3.nonfinite) == 0 and int(s3.nonfinite_total) == 2
   moved = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s3.params, s2.params)
   assert not all(jax.tree.leaves(moved))
+
+
+def test_optimizer_rules_and_backbone_freeze():
+  params = {"backbone": {"conv1": {"bn": {"scale": jnp.ones(3)}, "conv": {"kernel": jnp.ones(3)}},
+                         "blocks2_0": {"lab": {"scale": jnp.ones(1)}}},
+            "head": {"ctc_head": {"fc": {"kernel": jnp.ones(3)}}}}
+  ocfg = mlc.ConfigDict(dict(name="adam", lr=1e-2, warmup_epochs=0.0, schedule="cosine",
+                             beta1=0.9, beta2=0.999, weight_decay=1e-1, clip_norm=0.0))
+  tx, _ = optim.make_optimizer(ocfg, params, 100, 10, freeze_backbone_steps=2)
+  state = tx.init(params)
+  zero = jax.tree.map(jnp.zeros_like, params)
+  for i in range(3):
+    upd, state = tx.update(zero, state, params)
+    bb = float(jnp.abs(upd["backbone"]["conv1"]["conv"]["kernel"]).max())
+    assert (bb == 0.0) == (i < 2), (i, bb)  # frozen for two updates
+  # With a zero gradient, only the coupled L2 term moves a parameter: BatchNorm params in
+  # ConvBNLayer (`bn`) have none (Paddle's L2Decay(0.0)); the rest do.
+  assert float(jnp.abs(upd["backbone"]["conv1"]["bn"]["scale"]).max()) == 0.0
+  assert float(jnp.abs(upd["head"]["ctc_head"]["fc"]["kernel"]).max()) > 0.0
+  # LearnableAffineBlock params learn at 0.1x (same normalised Adam step, a tenth of the lr).
+  lab = float(jnp.abs(upd["backbone"]["blocks2_0"]["lab"]["scale"]).max())
+  conv = float(jnp.abs(upd["backbone"]["conv1"]["conv"]["kernel"]).max())
+  assert lab == pytest.approx(0.1 * conv, rel=1e-3)

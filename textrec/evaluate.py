@@ -69,6 +69,23 @@ def evaluate_recognizer(recognize: Callable[[list[np.ndarray]], list[tuple[str, 
   return {"case_sensitive": exact.result(), "filtered": filt.result()}
 
 
+def inference_form(model_name: str, num_classes: int, variables: dict, deploy: bool,
+                   dtype: str = "float32") -> tuple[Any, dict]:
+  """(module, variables) for evaluation: the fused deploy form when the model has one (the
+  same function as the training form in eval mode, 10-30x faster on CPU), else as given."""
+  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import reparam, zoo  # pylint: disable=g-import-not-at-top
+
+  build = registry.get_model(model_name)
+  if not deploy:
+    try:
+      module = build(num_classes=num_classes, deploy=True, dtype=dtype)
+    except ValueError:  # no deploy form (nothing to fuse)
+      return build(num_classes=num_classes, deploy=False, dtype=dtype), variables
+    return module, zoo.to_deploy(model_name, reparam.deploy_variables(variables))
+  return build(num_classes=num_classes, deploy=True, dtype=dtype), variables
+
+
 def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32):
   """A predict-path recogniser (textrec.predictor) over in-memory flax variables."""
   from textrec import predictor  # pylint: disable=g-import-not-at-top
@@ -111,8 +128,8 @@ def _load(config) -> tuple[Any, dict, Charset, str]:
   if meta.get("model", name) != name:
     print(f"note: {path} was trained as {meta['model']!r}; evaluating it as that model",
           file=sys.stderr)
-  module = registry.get_model(meta.get("model", name))(num_classes=cs.num_classes,
-                                                        deploy=bool(meta.get("deploy")))
+  module, variables = inference_form(meta.get("model", name), cs.num_classes, variables,
+                                     bool(meta.get("deploy")))
   return module, variables, cs, path
 
 

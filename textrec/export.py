@@ -473,11 +473,3 @@ def run(config) -> int:
   for kind, p in paths.items():
     print(f"export: {kind:12s} {p}  {_size(p) / 1e6:.2f} MB")
   return 0
-
-
-def load_inference(path: str) -> tuple[Callable[[np.ndarray], np.ndarray], charset_lib.Charset]:
-  """An exported inference dir -> (forward x f32[B, 3, H, W] -> probs, Charset); no JAX."""
-  from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
-
-  forward, cs, _ = onnx_backend.load_inference_dir(path)
-  return forward, cs

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -97,9 +97,35 @@ def _per_leaf(fn: Callable[[jax.Array, Any, jax.Array], jax.Array],
   return optax.GradientTransformation(init, update)
 
 
-def make_optimizer(cfg, params, total_steps: int,
-                   steps_per_epoch: int) -> tuple[optax.GradientTransformation, Callable]:
-  """Returns (optimizer, schedule) for `config.optim` and the given params tree."""
+class FreezeState(NamedTuple):
+  count: jax.Array
+
+
+def freeze_for(steps: int, frozen) -> optax.GradientTransformation:
+  """Zeroes the updates of leaves where `frozen` (a bool tree) is True for the first `steps`
+  updates (their Adam moments still accumulate)."""
+
+  def init(params):
+    del params
+    return FreezeState(jnp.zeros([], jnp.int32))
+
+  def update(updates, state, params=None):
+    del params
+    on = state.count >= steps
+    new = jax.tree.map(lambda u, f: jnp.where(on, u, jnp.zeros_like(u)) if f else u,
+                       updates, frozen)
+    return new, FreezeState(optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(cfg, params, total_steps: int, steps_per_epoch: int,
+                   freeze_backbone_steps: int = 0
+                   ) -> tuple[optax.GradientTransformation, Callable]:
+  """Returns (optimizer, schedule) for `config.optim` and the given params tree.
+
+  `freeze_backbone_steps` > 0 holds the params under "backbone/" still for that many steps.
+  """
   schedule = make_schedule(cfg, total_steps, steps_per_epoch)
   paths = jax.tree_util.tree_map_with_path(lambda p, _: _path_str(p), params)
   lr_mult = jax.tree.map(lr_multiplier, paths)
@@ -121,5 +147,8 @@ def make_optimizer(cfg, params, total_steps: int,
     raise ValueError(f"config.optim.name: unknown optimiser {cfg.name!r} (adam | adamw)")
   chain.append(_per_leaf(lambda u, m, p: u * m if m != 1.0 else u, lr_mult))
   chain.append(optax.scale_by_learning_rate(schedule))
+  if freeze_backbone_steps > 0:
+    frozen = jax.tree.map(lambda p: p.split("/")[0] == "backbone", paths)
+    chain.append(freeze_for(freeze_backbone_steps, frozen))
   return optax.chain(*chain), schedule
 

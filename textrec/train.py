@@ -177,10 +177,10 @@ class _Evaluator:
     from textrec import evaluate  # pylint: disable=g-import-not-at-top
 
     cfg = self.config.evaluate
-    host = jax.device_get(variables)
+    module, host = evaluate.inference_form(self.config.model.name, self.setup.charset.num_classes,
+                                           jax.device_get(variables), self.setup.deploy)
     if self.rec is None:
-      self.rec = evaluate.make_recognizer(self.setup.model, host, self.setup.charset,
-                                          cfg.batch_size)
+      self.rec = evaluate.make_recognizer(module, host, self.setup.charset, cfg.batch_size)
       self.items = evaluate.read_split(self.dataset_dir, cfg.split)
     else:
       self.rec.probs_fn.variables = jax.device_put(host)
@@ -270,7 +270,15 @@ def run(config) -> int:
       f"{info['shapes']}; {spe} steps/epoch; {total} steps")
   log(f"devices: {n_dev} ({jax.devices()[0].platform}) in {jax.process_count()} process(es); "
       f"mesh axis 'data'; per-device batch = global batch / {n_dev}")
-  tx, schedule = optim.make_optimizer(config.optim, setup.variables["params"], total, spe)
+  freeze = int(config.train.freeze_backbone_steps)
+  if freeze < 0:
+    freeze = spe if setup.fresh_nrtr and config.train.nrtr_weight else 0
+  if freeze:
+    log(f"backbone frozen for the first {freeze} steps while the untrained NRTR branch warms "
+        "up (the SVTR neck's use_guide stops CTC gradients: the backbone learns only through "
+        "NRTR); set --config.train.freeze_backbone_steps to change")
+  tx, schedule = optim.make_optimizer(config.optim, setup.variables["params"], total, spe,
+                                      freeze_backbone_steps=freeze)
   state = ts.create(setup.variables, tx, config.seed, ema=config.train.ema_decay > 0)
   state = replicate(state, mesh)
   start = 0
@@ -280,7 +288,8 @@ def run(config) -> int:
     best = meta.get("best", best)
     log(f"resumed from step {start} (best acc so far {best['acc']:.4f})")
   step_fn = jit_train_step(setup.model, tx, mesh, config.train)
-  meta_base = ckpt_lib.run_meta(config.model.name, setup.deploy, setup.charset)
+  meta_base = ckpt_lib.run_meta(config.model.name, setup.deploy, setup.charset,
+                                fresh_nrtr=setup.fresh_nrtr)
   eval_every = int(config.train.eval_every) or spe
   evaluator = _Evaluator(setup, config, dataset_dir)
   window, t_win, n_img, n_timed, last_eval = [], time.time(), 0, 0, None
@@ -290,14 +299,14 @@ def run(config) -> int:
   seen_shapes = set()
   while step < total:
     batch = next(data_iter)
+    t0 = time.time()
     state, metrics = step_fn(state, shard_batch(batch, mesh))
     step += 1
     if batch["image"].shape not in seen_shapes:  # a compile: keep it out of img/s and ETA
-      t0 = time.time()
       jax.block_until_ready(metrics)
       seen_shapes.add(batch["image"].shape)
-      log(f"compiled the train step for batch shape {batch['image'].shape} "
-          f"({time.time() - t0:.0f} s after dispatch)")
+      log(f"compiled and ran the train step for batch shape {batch['image'].shape} in "
+          f"{time.time() - t0:.0f} s")
       t_win, n_img, n_timed = time.time(), 0, 0
     else:
       n_img += int(batch["image"].shape[0]) * jax.process_count()

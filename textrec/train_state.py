@@ -130,6 +130,7 @@ class Setup:
   variables: dict
   deploy: bool
   messages: list[str]
+  fresh_nrtr: bool = False   # the NRTR branch starts untrained while the rest is pretrained
 
 
 def _load_pretrained(config) -> tuple[dict | None, Any, bool, str]:
@@ -210,7 +211,11 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
       model, r, height=config.data.height, width=config.data.width,
       text_len=config.data.max_text_length + 2))
   variables = init(jax.random.PRNGKey(config.seed))
+  fresh_nrtr = False
   if pre is not None:
     variables, report = merge_pretrained(variables, pre)
     messages.append(report.summary())
-  return Setup(model, cs, variables, deploy, messages)
+    fresh_nrtr = any("/gtc_head/" in p for p in report.missing)
+  elif resume_meta is not None:
+    fresh_nrtr = bool(resume_meta.get("fresh_nrtr"))
+  return Setup(model, cs, variables, deploy, messages, fresh_nrtr)

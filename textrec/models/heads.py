@@ -223,7 +223,8 @@ class MultiHead(nn.Module):
 
   neck: EncoderWithSVTR fields (dims, depth, hidden_dims, kernel_size, use_guide, ...).
   nrtr: None (no GTC branch) or dict(out_channels=6628, nrtr_dim=384, num_decoder_layers=4,
-  max_text_length=25, use_pos=False).
+  max_text_length=25, use_pos=False). Paddle's `use_pool` option is not supported (no
+  PaddleOCR recognizer config we target sets it on the head).
   """
 
   num_classes: int

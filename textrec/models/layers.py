@@ -11,6 +11,7 @@ The parameters are the same standard kernels either way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 from typing import Any, Iterator, Sequence
 
@@ -86,9 +87,9 @@ def multi_conv2d(x: jax.Array, kernels: Sequence[jax.Array], strides=(1, 1), pad
                  groups: int = 1, impl: str | None = None) -> list[jax.Array]:
   """conv2d of one input with n same-shaped kernels at once -> n outputs.
 
-  Equal to `[conv2d(x, k, ...) for k in kernels]`, but one pass over x: depthwise taps
-  multiply all kernels together, other convs use one kernel with the n kernels interleaved
-  per group (a single matmul for 1x1).
+  Equal to `[conv2d(x, k, ...) for k in kernels]`, but one pass over x: ("fast") each
+  depthwise tap slice is taken once and multiplied by every kernel; other convs use one
+  kernel with the n kernels interleaved per group (a single matmul for 1x1).
   """
   impl = impl or current_conv_impl()
   n = len(kernels)
@@ -103,14 +104,15 @@ def multi_conv2d(x: jax.Array, kernels: Sequence[jax.Array], strides=(1, 1), pad
     xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
     hp, wp = xp.shape[1], xp.shape[2]
     ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    out = None
+    outs = [None] * n
     for i in range(kh):
       for j in range(kw):
         tap = lax.slice(xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, cin),
                         (1, sh, sw, 1))
-        term = tap[:, :, :, None, :] * ks[i, j]
-        out = term if out is None else out + term
-    return [out[:, :, :, m, :] for m in range(n)]
+        for m in range(n):
+          term = tap * ks[i, j, m]
+          outs[m] = term if outs[m] is None else outs[m] + term
+    return outs
   # Interleave so that each group's output channels hold all n kernels: [.., G, n, Cout/G].
   g = groups
   ks = jnp.stack([k.reshape(kh, kw, cin_g, g, cout // g) for k in kernels], axis=4)
@@ -175,3 +177,87 @@ def gelu(x: jax.Array) -> jax.Array:
 
 def swish(x: jax.Array) -> jax.Array:
   return x * jax.nn.sigmoid(x)
+
+
+def _dw_geometry(x_shape, k_shape, strides, padding):
+  _, h, w, _ = x_shape
+  kh, kw = k_shape
+  (sh, sw), (ph, pw) = _pair(strides), _pair(padding)
+  return h, w, kh, kw, sh, sw, ph, pw, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
+def _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo):
+  """Yields (i, j, tap) with tap [B, Ho, Wo, C] the strided slice of the padded x under (i, j)."""
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
+  b, c = x.shape[0], x.shape[-1]
+  for i in range(kh):
+    for j in range(kw):
+      yield i, j, lax.slice(xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c),
+                            (1, sh, sw, 1))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def depthwise_multi(x: jax.Array, kk: jax.Array, kc: jax.Array, strides, padding
+                    ) -> tuple[jax.Array, ...]:
+  """Depthwise convs of one input with several kernels, as shifted multiply-adds.
+
+  x [B, H, W, C], kk [n, kh, kw, C] (full kernels), kc [m, C] (kernels with only the centre
+  tap (ph, pw) non-zero: a padded 1x1 conv, the identity) -> n + m outputs [B, Ho, Wo, C].
+  Its gradient is hand-written (same shifted multiply-adds) because XLA:CPU's autodiff of
+  the slices (one pad per tap) is several times slower.
+  """
+  h, w, kh, kw, sh, sw, ph, pw, ho, wo = _dw_geometry(x.shape, kk.shape[1:3], strides, padding)
+  n, m = kk.shape[0], kc.shape[0]
+  outs: list[Any] = [None] * (n + m)
+  for i, j, tap in _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo):
+    for b in range(n):
+      t = tap * kk[b, i, j]
+      outs[b] = t if outs[b] is None else outs[b] + t
+    if (i, j) == (ph, pw):
+      for b in range(m):
+        outs[n + b] = tap * kc[b]
+  return tuple(outs)
+
+
+def _dw_fwd(x, kk, kc, strides, padding):
+  return depthwise_multi(x, kk, kc, strides, padding), (x, kk, kc)
+
+
+def _dw_bwd(strides, padding, res, gs):
+  x, kk, kc = res
+  h, w, kh, kw, sh, sw, ph, pw, ho, wo = _dw_geometry(x.shape, kk.shape[1:3], strides, padding)
+  n, m = kk.shape[0], kc.shape[0]
+  bsz, c = x.shape[0], x.shape[-1]
+  # dx[h] = sum_i gd[h + kh - 1 - i] k[i], gd = g dilated by the stride and padded.
+  lo_h, lo_w = kh - 1 - ph, kw - 1 - pw
+  hi_h = h + kh - 1 - lo_h - ((ho - 1) * sh + 1)
+  hi_w = w + kw - 1 - lo_w - ((wo - 1) * sw + 1)
+  dx = None
+  for b in range(n):
+    gp = lax.pad(gs[b], jnp.zeros((), gs[b].dtype),
+                 ((0, 0, 0), (lo_h, hi_h, sh - 1), (lo_w, hi_w, sw - 1), (0, 0, 0)))
+    for i in range(kh):
+      for j in range(kw):
+        t = lax.slice(gp, (0, i, j, 0), (bsz, i + h, j + w, c)) * kk[b, kh - 1 - i, kw - 1 - j]
+        dx = t if dx is None else dx + t
+  if m:
+    gc = gs[n] * kc[0]
+    for b in range(1, m):
+      gc = gc + gs[n + b] * kc[b]
+    gc = lax.pad(gc, jnp.zeros((), gc.dtype), ((0, 0, 0), (0, h - (ho - 1) * sh - 1, sh - 1),
+                                               (0, w - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
+    dx = gc if dx is None else dx + gc
+  dkk = [[[None] * kw for _ in range(kh)] for _ in range(n)]
+  dkc = [None] * m
+  for i, j, tap in _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo):
+    for b in range(n):
+      dkk[b][i][j] = jnp.sum(tap * gs[b], axis=(0, 1, 2))
+    if (i, j) == (ph, pw):
+      for b in range(m):
+        dkc[b] = jnp.sum(tap * gs[n + b], axis=(0, 1, 2))
+  dkk = jnp.stack([jnp.stack([jnp.stack(r) for r in dkk[b]]) for b in range(n)]).astype(kk.dtype)
+  dkc = (jnp.stack(dkc) if m else jnp.zeros_like(kc)).astype(kc.dtype)
+  return dx.astype(x.dtype), dkk, dkc
+
+
+depthwise_multi.defvjp(_dw_fwd, _dw_bwd)

@@ -16,8 +16,10 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from textrec.models import layers
+from textrec.models import reparam
 
 Stride = int | tuple[int, int]
 
@@ -88,11 +90,48 @@ class _Kernel(nn.Module):
     return self.param("kernel", nn.initializers.he_normal(), shape)
 
 
+class BatchNormAffine(nn.Module):
+  """Paddle's BatchNorm2D (momentum 0.9, eps 1e-5; flax BatchNorm's variables `scale`, `bias`,
+  batch_stats `mean`, `var`) returned as the per-channel affine (a, b) it applies: y*a + b.
+
+  `stats` = (mean, var) [C] of the batch (used, and folded into the running stats, when
+  `train`); in eval the running stats are used and `stats` may be None.
+  """
+
+  features: int
+
+  @nn.compact
+  def __call__(self, stats: tuple[jax.Array, jax.Array] | None, train: bool = False
+               ) -> tuple[jax.Array, jax.Array]:
+    c = self.features
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    scale = self.param("scale", nn.initializers.ones, (c,))
+    bias = self.param("bias", nn.initializers.zeros, (c,))
+    if train:
+      mean, var = (s.astype(jnp.float32) for s in stats)
+      if not self.is_initializing():
+        ra_mean.value = 0.9 * ra_mean.value + 0.1 * mean
+        ra_var.value = 0.9 * ra_var.value + 0.1 * var
+    else:
+      mean, var = ra_mean.value, ra_var.value
+    a = scale * lax.rsqrt(var + 1e-5)
+    return a, bias - mean * a
+
+
+def batch_stats(y: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per-channel (mean, biased two-pass variance) of y [..., C] in float32."""
+  y = y.astype(jnp.float32)
+  axes = tuple(range(y.ndim - 1))
+  mean = jnp.mean(y, axes)
+  return mean, jnp.mean(jnp.square(y - mean), axes)
+
+
 class ConvBNLayer(nn.Module):
   """Conv (no bias, padding (k-1)//2) + BatchNorm: `conv/kernel`, `bn`.
 
-  Besides `__call__`, `kernel(cin)` and `norm(y, train)` let LearnableRepLayer run several
-  branches' convolutions as one (layers.multi_conv2d).
+  Besides `__call__`, `kernel(cin)` and `bn(stats, train) -> (a, b)` let LearnableRepLayer
+  fuse several branches.
   """
 
   features: int
@@ -103,7 +142,7 @@ class ConvBNLayer(nn.Module):
 
   def setup(self):
     self.conv = _Kernel()
-    self.bn = nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=self.dtype, use_fast_variance=False)
+    self.bn = BatchNormAffine(self.features)
 
   def kernel(self, cin: int) -> jax.Array:
     if cin % self.groups:
@@ -112,22 +151,38 @@ class ConvBNLayer(nn.Module):
     return self.conv((k, k, cin // self.groups, self.features))
 
   def norm(self, y: jax.Array, train: bool = False) -> jax.Array:
-    return self.bn(y, use_running_average=not train)
-
-  def conv_dtype(self, x: jax.Array) -> Any:
-    return self.dtype or x.dtype
+    a, b = self.bn(batch_stats(y) if train else None, train)
+    return y * a.astype(y.dtype) + b.astype(y.dtype)
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    dt = self.conv_dtype(x)
+    dt = self.dtype or x.dtype
     y = layers.conv2d(x.astype(dt), self.kernel(x.shape[-1]).astype(dt), self.strides,
                       _padding(self.kernel_size), self.groups)
     return self.norm(y, train)
+
+
+def _sum_affine(ys: Sequence[jax.Array], ab: Sequence[tuple[jax.Array, jax.Array]]
+                ) -> jax.Array:
+  """sum_m ys[m] * a_m + b_m, in the order given."""
+  out = None
+  for y, (a, b) in zip(ys, ab):
+    t = y * a.astype(y.dtype) + b.astype(y.dtype)
+    out = t if out is None else out + t
+  return out
 
 
 class LearnableRepLayer(nn.Module):
   """Sum of `num_conv_branches` kxk ConvBN branches, a 1x1 ConvBN branch (k > 1) and an
   identity BatchNorm (in == out channels and int stride 1), then `lab`, then `act` (unless
   the stride is the int 2). `deploy=True`: one `reparam_conv` replaces the branches.
+
+  Training form, "fast" conv impl (the same maths, arranged for XLA:CPU):
+    * depthwise: all branches in one `layers.depthwise_multi` pass (the identity and 1x1 as
+      centre-tap kernels), each branch normalised with its batch statistics, then summed;
+    * 1x1 (pointwise): every branch is X @ K_m, so its batch mean is mean(X) @ K_m and its
+      variance diag(K_m^T Cov(X) K_m); the BN-weighted sum is then ONE matmul
+      X @ sum_m K_m a_m (+ the identity's diag(a)) -- a third of the FLOPs of the branches;
+    * eval: the BNs (running stats) are folded into one kernel, as the deploy form.
   """
 
   features: int
@@ -145,26 +200,85 @@ class LearnableRepLayer(nn.Module):
                           _padding(self.kernel_size), groups=self.groups, dtype=self.dtype,
                           name="reparam_conv")(x)
     else:
-      # Summed in Paddle's order: identity, 1x1, then the kxk branches.
-      terms = []
-      if self.features == x.shape[-1] and _is_int(self.strides, 1):
-        terms.append(layers.batch_norm("identity", train, self.dtype)(x))
-      if self.kernel_size > 1:
-        terms.append(ConvBNLayer(self.features, 1, self.strides, self.groups, self.dtype,
-                                 name="conv_1x1")(x, train))
-      branches = [ConvBNLayer(self.features, self.kernel_size, self.strides, self.groups,
-                              self.dtype, name=f"conv_kxk_{i}")
-                  for i in range(self.num_conv_branches)]
-      dt = self.dtype or x.dtype
-      ys = layers.multi_conv2d(x.astype(dt), [b.kernel(x.shape[-1]).astype(dt) for b in branches],
-                               self.strides, _padding(self.kernel_size), self.groups)
-      terms.extend(b.norm(y, train) for b, y in zip(branches, ys))
-      out = terms[0]
-      for t in terms[1:]:
-        out = out + t
+      out = self._branches(x, train)
     out = LearnableAffineBlock(name="lab")(out)
     if not _is_int(self.strides, 2):
       out = Act(name="act")(out)
+    return out
+
+  def _branches(self, x: jax.Array, train: bool) -> jax.Array:
+    k, cin, cout = self.kernel_size, x.shape[-1], self.features
+    dt = self.dtype or x.dtype
+    x = x.astype(dt)
+    has_id = cout == cin and _is_int(self.strides, 1)
+    ident = BatchNormAffine(cin, name="identity") if has_id else None
+    b1 = (ConvBNLayer(cout, 1, self.strides, self.groups, self.dtype, name="conv_1x1")
+          if k > 1 else None)
+    kxk = [ConvBNLayer(cout, k, self.strides, self.groups, self.dtype, name=f"conv_kxk_{i}")
+           for i in range(self.num_conv_branches)]
+    fast = layers.current_conv_impl() == "fast"
+    depthwise = self.groups == cin == cout
+    if fast and depthwise:
+      kk = jnp.stack([br.kernel(cin)[:, :, 0, :] for br in kxk]).astype(dt)
+      kc = ([jnp.ones((cin,), dt)] if has_id else []) + (
+          [b1.kernel(cin)[0, 0, 0, :].astype(dt)] if b1 is not None else [])
+      kc = jnp.stack(kc) if kc else jnp.zeros((0, cin), dt)
+      if not train:  # one folded kernel: sum_m a_m k_m (centre taps added in the middle)
+        ab = ([ident(None)] if has_id else []) + ([b1.bn(None)] if b1 is not None else [])
+        ab_k = [br.bn(None) for br in kxk]
+        kf = sum(kk[m] * ab_k[m][0].astype(dt) for m in range(len(kxk)))
+        p = k // 2
+        for m, (a, _) in enumerate(ab):
+          kf = kf.at[p, p].add(kc[m] * a.astype(dt))
+        bias = sum(b for _, b in ab + ab_k)
+        y, = layers.depthwise_multi(x, kf[None], jnp.zeros((0, cin), dt), self.strides,
+                                    _padding(k))
+        return y + bias.astype(dt)
+      ys = layers.depthwise_multi(x, kk, kc, self.strides, _padding(k))
+      n = len(kxk)
+      norms = ([ident] if has_id else []) + ([b1.bn] if b1 is not None else [])
+      ab_c = [bn(batch_stats(y), True) for bn, y in zip(norms, ys[n:])]
+      ab_k = [br.bn(batch_stats(y), True) for br, y in zip(kxk, ys[:n])]
+      return _sum_affine(list(ys[n:]) + list(ys[:n]), ab_c + ab_k)
+    if fast and k == 1 and self.groups == 1 and _is_int(self.strides, 1):
+      xm = x.reshape(-1, cin)
+      ks = [br.kernel(cin)[0, 0].astype(dt) for br in kxk]
+      if train:
+        xf = xm.astype(jnp.float32)
+        mu = jnp.mean(xf, 0)
+        xc = xf - mu
+        cov = jnp.dot(xc.T, xc) / xf.shape[0]
+        ab = [br.bn((mu @ kf, jnp.maximum(jnp.sum((cov @ kf) * kf, 0), 0.0)), True)
+              for br, kf in zip(kxk, (kq.astype(jnp.float32) for kq in ks))]
+        ab_id = ident((mu, jnp.diagonal(cov)), True) if has_id else None
+      else:
+        ab = [br.bn(None) for br in kxk]
+        ab_id = ident(None) if has_id else None
+      w = sum(kq * a.astype(dt) for kq, (a, _) in zip(ks, ab))
+      bias = sum(b for _, b in ab)
+      if has_id:
+        w = w + jnp.diag(ab_id[0].astype(dt))
+        bias = bias + ab_id[1]
+      y = jnp.dot(xm, w) + bias.astype(dt)
+      return y.reshape(x.shape[:-1] + (cout,))
+    # General path (and the "xla" impl, which export uses): the branches as one multi_conv2d,
+    # the identity as a one-hot kernel and the 1x1 kernel zero-padded to k x k (both exact).
+    kernels, norms = [], []
+    if has_id:
+      kernels.append(jnp.asarray(reparam.identity_kernel(cin, cin // self.groups, k), dt))
+      norms.append(lambda y: _sum_affine([y], [ident(batch_stats(y) if train else None, train)]))
+    if b1 is not None:
+      p = k // 2
+      kernels.append(jnp.pad(b1.kernel(cin).astype(dt), ((p, p), (p, p), (0, 0), (0, 0))))
+      norms.append(lambda y: b1.norm(y, train))
+    for br in kxk:
+      kernels.append(br.kernel(cin).astype(dt))
+      norms.append(lambda y, br=br: br.norm(y, train))
+    ys = layers.multi_conv2d(x, kernels, self.strides, _padding(k), self.groups)
+    out = None
+    for norm, y in zip(norms, ys):
+      t = norm(y)
+      out = t if out is None else out + t
     return out
 
 

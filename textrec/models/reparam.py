@@ -86,7 +86,7 @@ def deploy_variables(variables: Mapping, eps: float = BN_EPS) -> dict:
     return out
 
   out = {"params": walk(variables["params"], stats)}
-  new_s = _merge_stats(stats, variables["params"])
+  new_s = _drop_rep_stats(stats, variables["params"])
   if new_s:
     out["batch_stats"] = new_s
   return out
@@ -98,7 +98,7 @@ def _copy(tree: Any) -> Any:
   return np.asarray(tree)
 
 
-def _merge_stats(stats: Mapping, params: Mapping) -> dict:
+def _drop_rep_stats(stats: Mapping, params: Mapping) -> dict:
   """batch_stats minus the subtrees of LearnableRepLayers."""
   out = {}
   for name, node in stats.items():
@@ -106,7 +106,7 @@ def _merge_stats(stats: Mapping, params: Mapping) -> dict:
     if _is_rep_layer(p):
       continue
     if isinstance(node, Mapping) and isinstance(p, Mapping):
-      child = _merge_stats(node, p)
+      child = _drop_rep_stats(node, p)
       if child:
         out[name] = child
     else:
