@@ -22,6 +22,7 @@ pytest.importorskip("jax2onnx", reason="jax2onnx is not installed (pip install '
 import jax  # noqa: E402
 
 from textrec import export, onnx_backend, postprocess, preprocess  # noqa: E402
+from textrec.models import zoo  # noqa: E402
 
 pytestmark = pytest.mark.slow
 NAME = "PP-OCRv4_mobile_rec"
@@ -285,7 +286,7 @@ def test_export_of_paddle_weights_matches_paddle(paddle_ref_dir, tmp_path):
   module = export.inference_module(NAME, 6625)
   with pytest.raises(ValueError, match="do not fit"):  # training form: needs fusing
     export.fit_variables(module, variables)
-  deploy = export.fit_variables(module, export.to_deploy(NAME, variables))
+  deploy = export.fit_variables(module, zoo.to_deploy(NAME, variables))
   from textrec.charset import Charset  # pylint: disable=g-import-not-at-top
 
   cs = Charset(tuple(f"c{i}" for i in range(6624)))

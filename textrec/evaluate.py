@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Any, Callable
 
@@ -74,7 +73,7 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
   """(module, variables) for evaluation: the fused deploy form when the model has one (the
   same function as the training form in eval mode, 10-30x faster on CPU), else as given."""
   from textrec import registry  # pylint: disable=g-import-not-at-top
-  from textrec.models import reparam, zoo  # pylint: disable=g-import-not-at-top
+  from textrec.models import zoo  # pylint: disable=g-import-not-at-top
 
   build = registry.get_model(model_name)
   if not deploy:
@@ -82,7 +81,7 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
       module = build(num_classes=num_classes, deploy=True, dtype=dtype)
     except ValueError:  # no deploy form (nothing to fuse)
       return build(num_classes=num_classes, deploy=False, dtype=dtype), variables
-    return module, zoo.to_deploy(model_name, reparam.deploy_variables(variables))
+    return module, zoo.to_deploy(model_name, variables)
   return build(num_classes=num_classes, deploy=True, dtype=dtype), variables
 
 
@@ -105,32 +104,12 @@ def evaluate_variables(model, variables: dict, charset: Charset, dataset_dir: st
 
 def _load(config) -> tuple[Any, dict, Charset, str]:
   """-> (module, variables, charset, description) for config.evaluate.weight_path."""
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  name = config.model.name
-  path = config.evaluate.weight_path
-  if not path:
-    from textrec.weights import official  # pylint: disable=g-import-not-at-top
-
-    variables, cs = official.load_official(name)
-    return registry.get_model(name)(num_classes=cs.num_classes, deploy=True), variables, cs, \
-        "official"
-  if path.endswith(".pdparams"):
-    from textrec import predictor  # pylint: disable=g-import-not-at-top
-
-    rec = predictor.create_model(name, model_dir=path,
-                                 dict_path=config.data.dict_path or None)
-    return rec, None, rec.charset, path
-  from textrec import checkpoint  # pylint: disable=g-import-not-at-top
-
-  variables, cs = checkpoint.load_variables(path)
-  meta = checkpoint.read_meta(path)
-  if meta.get("model", name) != name:
-    print(f"note: {path} was trained as {meta['model']!r}; evaluating it as that model",
-          file=sys.stderr)
-  module, variables = inference_form(meta.get("model", name), cs.num_classes, variables,
-                                     bool(meta.get("deploy")))
-  return module, variables, cs, path
+  w = loader.load_weights(config.model.name, config.evaluate.weight_path,
+                          config.data.dict_path or None)
+  module, variables = inference_form(config.model.name, w.num_classes, w.variables, w.deploy)
+  return module, variables, w.charset, w.source
 
 
 def run(config) -> int:
@@ -144,11 +123,8 @@ def run(config) -> int:
   items = read_split(dataset_dir, config.evaluate.split)
   print(f"evaluating {desc} on {dataset_dir} [{config.evaluate.split}]: {len(items)} samples")
   bs = config.evaluate.batch_size
-  if variables is None:  # a ready TextRecognizer
-    recognize = lambda imgs: module.recognize(imgs, bs)
-  else:
-    rec = make_recognizer(module, variables, cs, bs)
-    recognize = lambda imgs: rec.recognize(imgs, bs)
+  rec = make_recognizer(module, variables, cs, bs)
+  recognize = lambda imgs: rec.recognize(imgs, bs)
   t0 = time.time()
   res = evaluate_recognizer(recognize, items, log=print)
   main = res["filtered" if config.evaluate.is_filter else "case_sensitive"]

@@ -107,72 +107,26 @@ def fit_variables(module, variables: dict, height: int = preprocess.HEIGHT,
   return out
 
 
-def to_deploy(name: str, variables: dict) -> dict:
-  """Training-form variables -> deploy form (unchanged where nothing re-parameterises)."""
-  from textrec.models import reparam, zoo  # pylint: disable=g-import-not-at-top
-
-  if name == "ch_RepSVTR_rec":
-    return zoo.to_deploy(name, variables)
-  return reparam.deploy_variables(variables)
-
-
-def _pdparams_charset(name: str, dict_path: str) -> charset_lib.Charset:
-  """The dictionary given (config.data.dict_path), else the official model's."""
-  if dict_path:
-    return charset_lib.load_dict(dict_path)
-  import onnx  # pylint: disable=g-import-not-at-top
-
-  from textrec.weights import official, onnx_import  # pylint: disable=g-import-not-at-top
-
-  model = onnx.load(official.official_onnx_path(name), load_external_data=False)
-  return onnx_import.charset_from_onnx(model)
-
-
 def load_weights(name: str, weight_path: str = "", dict_path: str = "",
                  height: int = preprocess.HEIGHT) -> tuple[Any, dict, charset_lib.Charset, str]:
   """-> (deploy module, deploy variables (numpy), Charset, description of the source).
 
   weight_path: "" (official), an Orbax run/checkpoint dir, or a PaddleOCR `.pdparams` file.
   """
-  if not weight_path:
-    from textrec.weights import official  # pylint: disable=g-import-not-at-top
+  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-    variables, cs = official.load_official(name)
-    source = f"official {name}"
-  elif not os.path.exists(weight_path):
-    raise FileNotFoundError(f"export.weight_path {weight_path!r} does not exist")
-  elif os.path.isfile(weight_path):
-    if not weight_path.endswith(".pdparams"):
-      raise ValueError(f"export.weight_path {weight_path!r} is a file but not a PaddleOCR "
-                       ".pdparams file; pass a checkpoint dir or a .pdparams file")
-    from textrec.weights import paddle  # pylint: disable=g-import-not-at-top
+  if weight_path and os.path.isdir(weight_path) and os.path.isfile(
+      os.path.join(weight_path, YML_FILE)):
+    raise ValueError(f"export.weight_path {weight_path!r} is an exported inference dir "
+                     "already; pass the training checkpoint it came from")
+  w = loader.load_weights(name, weight_path, dict_path or None)
+  variables, cs, source = w.variables, w.charset, w.source
+  if not w.deploy:
+    from textrec.models import zoo  # pylint: disable=g-import-not-at-top
 
-    cs = _pdparams_charset(name, dict_path)
-    state = paddle.load_pdparams(weight_path)
-    variables = paddle.paddle_to_flax(state, model_name=name, num_classes=cs.num_classes,
-                                      deploy=any(".reparam_conv." in k for k in state))
-    source = weight_path
-  else:
-    if os.path.isfile(os.path.join(weight_path, YML_FILE)):
-      raise ValueError(f"export.weight_path {weight_path!r} is an exported inference dir "
-                       "already; pass the training checkpoint it came from")
-    from textrec import checkpoint  # pylint: disable=g-import-not-at-top
-
-    meta_name = checkpoint.read_meta(weight_path).get("model")
-    if meta_name and meta_name != name:
-      raise ValueError(f"{weight_path}: checkpoint of model {meta_name!r}, but the config "
-                       f"exports {name!r}; use that model's config")
-    variables, cs = checkpoint.load_variables(weight_path)
-    source = weight_path
+    variables = zoo.to_deploy(name, variables)
   module = inference_module(name, cs.num_classes)
-  try:  # already deploy form (official, fused .pdparams, a deploy checkpoint)?
-    return module, fit_variables(module, variables, height, source), cs, source
-  except ValueError as err:
-    try:
-      fused = to_deploy(name, variables)
-    except (KeyError, ValueError, TypeError):
-      raise err from None
-    return module, fit_variables(module, fused, height, source), cs, source
+  return module, fit_variables(module, variables, height, source), cs, source
 
 
 def _bn_as_affine(next_fun, args, kwargs, context):

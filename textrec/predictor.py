@@ -162,21 +162,9 @@ class TextRecognizer:
 
 def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
   """"official" | "exported" | "pdparams" | "orbax"; raises for anything else."""
-  if model_dir is None or os.fspath(model_dir) == "":
-    return "official"
-  path = os.fspath(model_dir)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"model_dir {path!r} does not exist")
-  if os.path.isfile(path):
-    if path.endswith(".pdparams"):
-      return "pdparams"
-    raise ValueError(f"model_dir {path!r} is a file but not a PaddleOCR .pdparams file; pass "
-                     "a checkpoint dir, an exported inference dir or a .pdparams file")
-  if os.path.isfile(os.path.join(path, "inference.yml")):
-    return "exported"
-  if not os.listdir(path):
-    raise ValueError(f"model_dir {path!r} is empty: not a checkpoint or inference dir")
-  return "orbax"
+  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
+
+  return loader.source_kind(model_dir)
 
 
 def _flax_module(name: str, num_classes: int, deploy: bool):
@@ -192,42 +180,15 @@ def _flax_module(name: str, num_classes: int, deploy: bool):
   return ctor(**kw)
 
 
-def _default_charset(name: str, dict_path: str | None) -> Charset:
-  """The dictionary given, else the official model's (from its ONNX metadata)."""
-  from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-
-  if dict_path:
-    return charset_lib.load_dict(dict_path)
-  import onnx  # pylint: disable=g-import-not-at-top
-
-  from textrec.weights import official, onnx_import  # pylint: disable=g-import-not-at-top
-
-  path = official.official_onnx_path(name)
-  return onnx_import.charset_from_onnx(onnx.load(path, load_external_data=False))
-
-
-def _is_deploy(variables: dict[str, Any]) -> bool:
-  """True when the params hold fused `reparam_conv` layers (PPLCNetV3 deploy form)."""
-  import jax  # pylint: disable=g-import-not-at-top
-
-  paths = jax.tree_util.tree_flatten_with_path(variables.get("params", variables))[0]
-  return any("reparam_conv" in jax.tree_util.keystr(p) for p, _ in paths)
-
-
 def load_backend(name: str, model_dir: str | os.PathLike | None,
                  dict_path: str | None = None) -> tuple[ProbsFn, Charset, str]:
   """-> (probs_fn, charset, description) for the weights `model_dir` names."""
-  kind = model_dir_kind(model_dir)
-  if kind == "official":
-    from textrec.weights import official  # pylint: disable=g-import-not-at-top
+  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-    variables, cs = official.load_official(name)
-    return (FlaxForward(_flax_module(name, cs.num_classes, _is_deploy(variables)), variables),
-            cs, "official")
-  path = os.fspath(model_dir)
-  if kind == "exported":
+  if loader.source_kind(model_dir) == "exported":
     from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
 
+    path = os.fspath(model_dir)
     forward_nchw, cs, meta = onnx_backend.load_inference_dir(path)
     if meta["model_name"] != name:
       raise ValueError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
@@ -236,36 +197,9 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
                        f"version's {list(preprocess.BUCKETS)}; re-export the model")
     return (lambda x: np.asarray(forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))),
             cs, f"exported:{path}")
-  if kind == "pdparams":
-    from textrec.weights import paddle  # pylint: disable=g-import-not-at-top
-
-    cs = _default_charset(name, dict_path)
-    state = paddle.load_pdparams(path)
-    bias = state.get("head.ctc_head.fc.bias")
-    if bias is not None and int(bias.shape[0]) != cs.num_classes:
-      raise ValueError(f"{path}: its CTC head has {int(bias.shape[0])} classes but the "
-                       f"dictionary gives {cs.num_classes} (blank + {len(cs.chars)} chars); "
-                       "pass the model's dictionary as dict_path")
-    deploy = any(".reparam_conv." in k for k in state)
-    try:
-      variables = paddle.paddle_to_flax(state, model_name=name, num_classes=cs.num_classes,
-                                        deploy=deploy)
-    except ValueError as e:
-      raise ValueError(f"{path}: not a {name} state_dict: {e}") from e
-    return FlaxForward(_flax_module(name, cs.num_classes, deploy), variables), cs, path
-  # kind == "orbax": a training run dir, its best_model/ or checkpoints/, or one step
-  try:
-    from textrec import checkpoint  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise NotImplementedError(f"{path}: loading training checkpoints needs textrec.checkpoint "
-                              f"({e})") from e
-  variables, cs = checkpoint.load_variables(path)
-  meta = checkpoint.read_meta(path)
-  if meta.get("model", name) != name:
-    raise ValueError(f"{path}: a checkpoint of {meta['model']!r}, not {name!r}; "
-                     f"create_model({meta['model']!r}, model_dir=...) loads it")
-  deploy = bool(meta["deploy"]) if "deploy" in meta else _is_deploy(variables)
-  return FlaxForward(_flax_module(name, cs.num_classes, deploy), variables), cs, path
+  w = loader.load_weights(name, model_dir, dict_path)
+  return FlaxForward(_flax_module(name, w.num_classes, w.deploy), w.variables), w.charset, \
+      w.source
 
 
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,

@@ -144,24 +144,12 @@ def _load_pretrained(config) -> tuple[dict | None, Any, bool, str]:
 
     variables, cs = official.load_official(name)
     return variables, cs, True, "official weights (deploy form: fused reparam convs)"
+  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
+
   if not os.path.exists(src):
     raise FileNotFoundError(f"config.train.pretrained: {src} does not exist")
-  if src.endswith(".pdparams"):
-    from textrec.weights import paddle  # pylint: disable=g-import-not-at-top
-
-    state = paddle.load_pdparams(src)
-    deploy = any(".reparam_conv." in k for k in state)
-    fc = [v for k, v in state.items() if k.startswith("head.ctc_head.fc") and
-          k.endswith(".bias")]
-    if not fc:
-      raise ValueError(f"{src}: no head.ctc_head.fc*.bias; not a recognition model?")
-    variables, _ = paddle.paddle_to_flax(state, model_name=name, num_classes=fc[-1].shape[0],
-                                         deploy=deploy, strict=False)
-    return variables, None, deploy, src
-  from textrec import checkpoint  # pylint: disable=g-import-not-at-top
-
-  variables, cs = checkpoint.load_variables(src)
-  return variables, cs, bool(checkpoint.read_meta(src).get("deploy")), src
+  w = loader.load_weights(name, src, config.data.dict_path or None, strict=False)
+  return w.variables, w.charset, w.deploy, w.source
 
 
 def _choose_charset(config, dataset_dir: str, pretrained_cs, messages: list[str]):

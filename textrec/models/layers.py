@@ -247,16 +247,27 @@ def _dw_bwd(strides, padding, res, gs):
     gc = lax.pad(gc, jnp.zeros((), gc.dtype), ((0, 0, 0), (0, h - (ho - 1) * sh - 1, sh - 1),
                                                (0, w - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
     dx = gc if dx is None else dx + gc
-  dkk = [[[None] * kw for _ in range(kh)] for _ in range(n)]
-  dkc = [None] * m
-  for i, j, tap in _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo):
-    for b in range(n):
-      dkk[b][i][j] = jnp.sum(tap * gs[b], axis=(0, 1, 2))
-    if (i, j) == (ph, pw):
-      for b in range(m):
-        dkc[b] = jnp.sum(tap * gs[n + b], axis=(0, 1, 2))
-  dkk = jnp.stack([jnp.stack([jnp.stack(r) for r in dkk[b]]) for b in range(n)]).astype(kk.dtype)
-  dkc = (jnp.stack(dkc) if m else jnp.zeros_like(kc)).astype(kc.dtype)
+  # Kernel gradients: n*kh*kw (+ m) per-channel reductions. Done one image at a time (a scan)
+  # so that each image's taps stay in cache and XLA's fusion choices stay local.
+  def per_image(acc, inp):
+    xb, gb = inp
+    dkk = [[[None] * kw for _ in range(kh)] for _ in range(n)]
+    dkc = [None] * m
+    for i, j, tap in _dw_taps(xb, kh, kw, sh, sw, ph, pw, ho, wo):
+      for b in range(n):
+        dkk[b][i][j] = jnp.sum(tap * gb[b], axis=(0, 1, 2))
+      if (i, j) == (ph, pw):
+        for b in range(m):
+          dkc[b] = jnp.sum(tap * gb[n + b], axis=(0, 1, 2))
+    dkk = jnp.stack([jnp.stack([jnp.stack(r) for r in dkk[b]]) for b in range(n)])
+    dkc = jnp.stack(dkc) if m else jnp.zeros((0, c), x.dtype)
+    return (acc[0] + dkk.astype(acc[0].dtype), acc[1] + dkc.astype(acc[1].dtype)), None
+
+  g_all = jnp.stack(gs, axis=1)  # [B, n + m, Ho, Wo, C]
+  (dkk, dkc), _ = lax.scan(per_image, (jnp.zeros(kk.shape, jnp.float32),
+                                       jnp.zeros(kc.shape, jnp.float32)),
+                           (x[:, None], g_all[:, :, None]))
+  dkk, dkc = dkk.astype(kk.dtype), dkc.astype(kc.dtype)
   return dx.astype(x.dtype), dkk, dkc
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from textrec.models import pphgnet, repsvtr, svtrv2
+from textrec.models import pphgnet, reparam, repsvtr, svtrv2
 from textrec.models.recognizer import Recognizer, build_recognizer
 from textrec.registry import register_model
 
@@ -64,11 +64,13 @@ def ch_repsvtr_rec(num_classes: int = 6625, deploy: bool = False, dtype: Any = j
 
 
 def to_deploy(name: str, variables: dict) -> dict:
-  """Training-form recognizer variables -> the deploy form's (identity where nothing fuses).
+  """Training-form variables of any registered recognizer -> its deploy form's.
 
-  Idempotent: already-fused RepSVTR variables come back unchanged, so callers may apply it
-  whenever they need the deploy form.
+  Fuses PPLCNetV3's LearnableRepLayers (reparam.deploy_variables) and RepSVTR's conv-BN /
+  RepVGG blocks; the identity where nothing re-parameterises. Idempotent: already-fused
+  variables come back unchanged, so callers may apply it whenever they need the deploy form.
   """
+  variables = reparam.deploy_variables(variables)
   if name == "ch_RepSVTR_rec":
-    return repsvtr.fuse_variables(variables, ("backbone",))
+    variables = repsvtr.fuse_variables(variables, ("backbone",))
   return variables
