@@ -7,8 +7,12 @@ not timed), ms/img at each batch size for
   * ort:  PaddleX's pipeline with onnxruntime: chunks of B sorted by aspect ratio, each
     padded to the chunk's widest, the official ONNX, the same CTC decode;
 and the raw forward alone on a fixed [B, 3, 48, 320] batch. Prints ratios ours / ort.
+Then the deploy-form forward of every registered recognizer (`--models`) at [B, 3, 48, 320]
+(random weights: the compute does not depend on their values), ms/img, next to the mobile
+model's onnxruntime time as the common yardstick.
 
-  .venv/bin/python scripts/bench_infer.py [--n 300] [--batch_sizes 1,6] [--threads 2]
+  .venv/bin/python scripts/bench_infer.py [--n 300] [--batch_sizes 1,6] [--threads 2] \
+      [--models PP-OCRv4_server_rec,ch_SVTRv2_rec,ch_RepSVTR_rec]
 """
 from __future__ import annotations
 
@@ -72,6 +76,8 @@ def main() -> int:
   ap.add_argument("--threads", type=int, default=os.cpu_count() or 2,
                   help="onnxruntime intra-op threads (XLA uses all cores)")
   ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--models", default="PP-OCRv4_server_rec,ch_SVTRv2_rec,ch_RepSVTR_rec",
+                  help="other recognizers whose forward is timed ('' for none)")
   args = ap.parse_args()
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
@@ -90,6 +96,7 @@ def main() -> int:
   print(f"{len(images)} IC15 val crops, {os.cpu_count()} CPUs, ort threads {args.threads}, "
         f"median of {args.repeats}")
   print(f"{'':>22} {'ours ms/img':>12} {'ort ms/img':>11} {'ratio':>7}")
+  ort_ms: dict[int, float] = {}
   for bs in [int(b) for b in args.batch_sizes.split(",")]:
     ours = list(model.predict(images, batch_size=bs))  # warm-up: compiles every shape
     ref = ort_predict(sess, images, bs, chars)
@@ -107,7 +114,30 @@ def main() -> int:
     f_ort = timed(lambda: sess.run(None, {name: x}), reps)
     print(f"forward  [{bs},3,48,320] {1e3 * f_ours / bs:12.2f} {1e3 * f_ort / bs:11.2f} "
           f"{f_ours / f_ort:7.2f}")
+    ort_ms[bs] = 1e3 * f_ort / bs
+  for name in [m for m in args.models.split(",") if m]:
+    fwd = random_forward(name, chars.num_classes)
+    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+      x = np.random.default_rng(0).uniform(-1, 1, (bs, 3, 48, 320)).astype(np.float32)
+      fwd(x)  # compile
+      f = timed(lambda: fwd(x), max(3, 30 // bs))
+      print(f"{name:>20} forward [{bs},3,48,320] {1e3 * f / bs:8.2f} ms/img "
+            f"({1e3 * f / bs / ort_ms[bs]:.2f}x mobile on ort)")
   return 0
+
+
+def random_forward(name: str, num_classes: int):
+  """The deploy-form inference forward of `name` with random weights (as the predictor runs
+  it: NCHW in, probabilities out)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from textrec.models import recognizer, zoo  # pylint: disable=g-import-not-at-top
+
+  train = predictor._flax_module(name, num_classes, False)  # pylint: disable=protected-access
+  v = recognizer.init_variables(train, jax.random.PRNGKey(0), with_nrtr=False)
+  deploy = predictor._flax_module(name, num_classes, True)  # pylint: disable=protected-access
+  fwd = predictor.FlaxForward(deploy, zoo.to_deploy(name, v))
+  return lambda x_nchw: fwd(x_nchw.transpose(0, 2, 3, 1))
 
 
 if __name__ == "__main__":
