@@ -250,7 +250,7 @@ def _dw_bwd(strides, padding, res, gs):
   # Kernel gradients: n*kh*kw (+ m) per-channel reductions. Done one image at a time (a scan)
   # so that each image's taps stay in cache and XLA's fusion choices stay local.
   def per_image(acc, inp):
-    xb, gb = inp
+    xb, gb = inp  # [1, H, W, C], [n + m, 1, Ho, Wo, C]
     dkk = [[[None] * kw for _ in range(kh)] for _ in range(n)]
     dkc = [None] * m
     for i, j, tap in _dw_taps(xb, kh, kw, sh, sw, ph, pw, ho, wo):
