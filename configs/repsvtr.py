@@ -6,11 +6,13 @@ beta2 0.999, eps 1e-8), weight decay 0.025 except 1-D parameters and names conta
 (`one_dim_param_no_weight_decay`, `no_weight_decay_name: norm`), cosine schedule, lr 1e-3
 (8 GPUs x 192 images; PaddleOCR warms up for 5 of 200 epochs).
 
-Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
+Run (no official weights ship in a PyPI package for this model, so it trains from scratch
+on the embedded demo dataset; fine-tune PaddleOCR's weights with
+--config.train.pretrained=PATH.pdparams):
   python -m textrec.main --config=configs/repsvtr.py
-Predict:
+Predict (with PaddleOCR's weights or your checkpoint):
   python -m textrec.main --config=configs/repsvtr.py --config.mode=predict \
-      --config.predict.input=PATH
+      --config.predict.input=PATH --config.predict.model_dir=PATH
 """
 import os
 import sys
@@ -26,5 +28,6 @@ def get_config():
   c.optim.beta1 = 0.9
   c.optim.beta2 = 0.999
   c.optim.weight_decay = 0.025
+  c.train.pretrained = ""  # no official weights to fetch offline; see the docstring
   c.lock()
   return c

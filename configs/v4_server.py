@@ -4,11 +4,13 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_server_rec.yml: Ad
 (beta1 0.9, beta2 0.999) with L2 3e-5 (0 on the backbone's BatchNorms, 1e-5 on the CTC fc),
 cosine schedule, lr 1e-3 (8 GPUs x 128 images; PaddleOCR warms up for 5 of 200 epochs).
 
-Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
+Run (no official weights ship in a PyPI package for this model, so it trains from scratch
+on the embedded demo dataset; fine-tune PaddleOCR's weights with
+--config.train.pretrained=PATH.pdparams):
   python -m textrec.main --config=configs/v4_server.py
-Predict:
+Predict (with PaddleOCR's weights or your checkpoint):
   python -m textrec.main --config=configs/v4_server.py --config.mode=predict \
-      --config.predict.input=PATH
+      --config.predict.input=PATH --config.predict.model_dir=PATH
 """
 import os
 import sys
@@ -24,5 +26,6 @@ def get_config():
   c.optim.beta1 = 0.9
   c.optim.beta2 = 0.999
   c.optim.weight_decay = 3e-5
+  c.train.pretrained = ""  # no official weights to fetch offline; see the docstring
   c.lock()
   return c
