@@ -48,6 +48,10 @@ def train_section() -> mlc.ConfigDict:
       # untrained (e.g. from the official inference weights), else 0. The SVTR neck's
       # use_guide stops CTC gradients, so the backbone learns only through the NRTR branch.
       freeze_backbone_steps=-1,
+      # The SVTR neck's use_guide (PaddleOCR's default, True) stops the CTC gradient at the
+      # neck's input. False lets the CTC loss train the backbone too: the better choice when
+      # fine-tuning from inference weights, which have no trained NRTR branch to guide it.
+      use_guide=True,
   ))
 
 

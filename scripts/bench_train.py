@@ -4,9 +4,14 @@ machine, and step time on 1/2/4 (fake) CPU devices for the same global batch.
   python scripts/bench_train.py                       # both parts
   python scripts/bench_train.py --form=deploy --batch=16 --steps=10
   python scripts/bench_train.py --devices_only
+  python scripts/bench_train.py --where --form=deploy   # where the step's time goes
 
 Prints img/s of the full train step (forward + backward + Adam), of the loss forward alone
-(where the time goes: forward vs backward+update), with and without the NRTR branch.
+(where the time goes: forward vs backward+update), with and without the NRTR branch, and
+with NRTR the ratio to the same step with plain `lax` convs and XLA's own gradients.
+`--where` profiles two steps (jax.profiler) and sums XLA's kernel times per model part
+(forward / backward of each backbone stage, neck, heads, loss, optimiser) and per kind of
+operation, from the compiled HLO's op names; sums are thread time (2 threads on 2 cores).
 """
 from __future__ import annotations
 
@@ -20,7 +25,80 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool) -> dict:
+def _part(op_name: str) -> tuple[str, str]:
+  """An HLO op_name -> (model part, kind of op), e.g. ("bwd backbone/blocks5_1/dw_conv",
+  "reduce_sum")."""
+  name = op_name.replace("jit(train_step)/", "")
+  direction = "bwd" if "transpose(" in name else "fwd"
+  path = [seg for seg in name.split("/") if not seg.startswith(("transpose(", "jvp("))]
+  kind = path[-1] if path else "?"
+  if "backbone" in path:
+    i = path.index("backbone")
+    part = "/".join(path[i:i + 3])
+  elif "head" in path:
+    i = path.index("head")
+    part = "/".join(path[i:i + 2])
+  elif any(s in name for s in ("ctc_loss", "log_softmax", "nrtr", "loss")):
+    part = "loss"
+  else:
+    part = "optimiser/other"
+  return f"{direction} {part}", kind
+
+
+def where(step, state, batch, top: int = 25) -> None:
+  """Profiles two steps; prints the top model parts and op kinds by summed kernel time."""
+  import collections
+  import glob
+  import gzip
+  import re
+  import tempfile
+  import jax
+
+  names = {}
+  for line in step.lower(state, batch).compile().as_text().splitlines():
+    m = re.match(r"\s*(?:ROOT )?%(\S+) = .*?op_name=\"([^\"]*)\"", line)
+    if m:
+      names[m.group(1)] = m.group(2)
+  with tempfile.TemporaryDirectory() as d:
+    jax.profiler.start_trace(d)
+    for _ in range(2):
+      state, m = step(state, batch)
+    jax.block_until_ready(m)
+    jax.profiler.stop_trace()
+    events = json.load(gzip.open(glob.glob(f"{d}/**/*.trace.json.gz", recursive=True)[0]))
+  by_part, by_kind = collections.Counter(), collections.Counter()
+  for e in events["traceEvents"]:
+    if e.get("ph") != "X" or e["name"] not in names:
+      continue
+    part, kind = _part(names[e["name"]])
+    by_part[part] += e["dur"] / 2e3  # ms per step
+    by_kind[f"{part.split()[0]} {kind}"] += e["dur"] / 2e3
+  total = sum(by_part.values())
+  print(f"kernel time per step, summed over threads: {total:.0f} ms")
+  for title, counter in (("by model part", by_part), ("by kind of op", by_kind)):
+    print(f"  {title}:")
+    for k, v in counter.most_common(top):
+      print(f"    {v:8.1f} ms  {100 * v / total:5.1f}%  {k}")
+
+
+def _time_steps(step, state, b, steps: int) -> tuple[float, float, object]:
+  """(compile + first step seconds, seconds per step, state)."""
+  import jax
+  t0 = time.time()
+  state, m = step(state, b)
+  jax.block_until_ready(m)
+  compile_s = time.time() - t0
+  t0 = time.time()
+  for _ in range(steps):
+    state, m = step(state, b)
+  jax.block_until_ready(state)
+  return compile_s, (time.time() - t0) / steps, state
+
+
+def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
+          profile: bool = False, reference: bool = False) -> dict:
+  """One configuration's step timings; `reference` also times the same step traced with
+  plain `lax.conv_general_dilated` convs and XLA's own gradients (conv_impl "xla")."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -60,17 +138,20 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool) -> dic
                          mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(0)})
     return losses.multi_loss(out, batch, 1.0, 1.0 if nrtr else 0.0)[0]
 
+  if profile:
+    where(step, state, b)
+    return {}
   fwd_j = jax.jit(fwd)
-  t0 = time.time()
-  state, m = step(state, b)
-  jax.block_until_ready(m)
-  compile_s = time.time() - t0
+  state0 = state
+  compile_s, step_s, state = _time_steps(step, state, b, steps)
+  ref = {}
+  if reference:
+    from textrec.models import layers
+    with layers.conv_impl("xla"):
+      ref_step = train.jit_train_step(model, tx, mesh, cfg.train)
+      _, ref_s, _ = _time_steps(ref_step, state0, b, steps)
+    ref = dict(reference_step_ms=round(1000 * ref_s, 1), speedup=round(ref_s / step_s, 2))
   jax.block_until_ready(fwd_j(state.params, state.batch_stats, b))
-  t0 = time.time()
-  for _ in range(steps):
-    state, m = step(state, b)
-  jax.block_until_ready(state)
-  step_s = (time.time() - t0) / steps
   t0 = time.time()
   for _ in range(steps):
     loss = fwd_j(state.params, state.batch_stats, b)
@@ -79,7 +160,7 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool) -> dic
   return dict(model=model_name, form=form, nrtr=nrtr, batch=batch, devices=jax.device_count(),
               compile_s=round(compile_s, 1), step_ms=round(1000 * step_s, 1),
               img_per_s=round(batch / step_s, 1), forward_ms=round(1000 * fwd_s, 1),
-              backward_update_ms=round(1000 * (step_s - fwd_s), 1))
+              backward_update_ms=round(1000 * (step_s - fwd_s), 1), **ref)
 
 
 def main() -> int:
@@ -90,25 +171,34 @@ def main() -> int:
   ap.add_argument("--steps", type=int, default=5)
   ap.add_argument("--devices_only", action="store_true")
   ap.add_argument("--throughput_only", action="store_true")
+  ap.add_argument("--where", action="store_true",
+                  help="profile the step (first --form, with NRTR) and print where time goes")
+  ap.add_argument("--no_reference", action="store_true",
+                  help="skip the plain-lax-conv reference step (slow to compile)")
   ap.add_argument("--_child", default="", help=argparse.SUPPRESS)
   args = ap.parse_args()
   if args._child:  # one measurement in this process (XLA_FLAGS already set by the parent)
-    form, nrtr = args._child.split(",")
+    form, nrtr, ref = args._child.split(",")
     print("RESULT " + json.dumps(bench(args.model, form, args.batch, args.steps,
-                                       nrtr == "1")), flush=True)
+                                       nrtr == "1", reference=ref == "1")), flush=True)
+    return 0
+  if args.where:
+    bench(args.model, "train" if args.form == "both" else args.form, args.batch, 1, True,
+          profile=True)
     return 0
   runs = []
   if not args.devices_only:
     forms = ["train", "deploy"] if args.form == "both" else [args.form]
-    runs += [(f, nrtr, 1) for f in forms for nrtr in (1, 0)]
+    runs += [(f, nrtr, 1, int(nrtr and not args.no_reference)) for f in forms
+             for nrtr in (1, 0)]
   if not args.throughput_only:
-    runs += [("deploy", 1, d) for d in (1, 2, 4)]
-  for form, nrtr, dev in runs:
+    runs += [("deploy", 1, d, 0) for d in (1, 2, 4)]
+  for form, nrtr, dev, ref in runs:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={dev}"
     out = subprocess.run([sys.executable, __file__, f"--model={args.model}",
                           f"--batch={args.batch}", f"--steps={args.steps}",
-                          f"--_child={form},{nrtr}"], env=env, capture_output=True, text=True,
+                          f"--_child={form},{nrtr},{ref}"], env=env, capture_output=True, text=True,
                          cwd=REPO)
     line = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
     if out.returncode or not line:
@@ -119,6 +209,9 @@ def main() -> int:
           f"{r['img_per_s']:6.1f} img/s  step {r['step_ms']:7.1f} ms  (forward "
           f"{r['forward_ms']:.1f} ms, backward+update {r['backward_update_ms']:.1f} ms; "
           f"compile {r['compile_s']} s)", flush=True)
+    if "speedup" in r:
+      print(f"       same step with plain lax convs and XLA's gradients (same process): "
+            f"{r['reference_step_ms']:.1f} ms; ours is {r['speedup']:.2f}x faster", flush=True)
   return 0
 
 

@@ -97,3 +97,29 @@ def test_multi_loss_weights_and_optional_nrtr():
                                        rel=1e-6)
   total2, parts2 = losses.multi_loss({"ctc_logits": out["ctc_logits"]}, batch)
   assert "nrtr" not in parts2 and float(total2) == pytest.approx(float(parts["ctc"]), rel=1e-6)
+
+
+def test_use_guide_stops_ctc_gradient_and_without_guide_lets_it_through():
+  """PaddleOCR's use_guide: the CTC loss does not reach the backbone; `without_guide` (the
+  train.use_guide=False setting) lets it through, on the same variables."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from textrec.models import recognizer, tiny  # pylint: disable=g-import-not-at-top
+
+  guided = tiny.tiny_rec(num_classes=12)
+  free = recognizer.without_guide(guided)
+  assert free.head.neck["use_guide"] is False and guided.head.neck["use_guide"] is True
+  v = recognizer.init_variables(guided, jax.random.PRNGKey(0), 48, 128, text_len=12)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 48, 128, 3), minval=-1, maxval=1)
+
+  def backbone_grad(model):
+    def loss(p):
+      return jnp.sum(model.apply(dict(v, params=p), x, train=False)["ctc_logits"] ** 2)
+    g = jax.grad(loss)(v["params"])
+    return (sum(float(jnp.abs(a).sum()) for a in jax.tree.leaves(g["backbone"])),
+            sum(float(jnp.abs(a).sum()) for a in jax.tree.leaves(g["head"])))
+
+  bb_guided, head_guided = backbone_grad(guided)
+  bb_free, head_free = backbone_grad(free)
+  assert bb_guided == 0.0 and head_guided > 0
+  assert bb_free > 0 and np.isclose(head_free, head_guided, rtol=1e-5)

@@ -274,9 +274,10 @@ def run(config) -> int:
   if freeze < 0:
     freeze = spe if setup.fresh_nrtr and config.train.nrtr_weight else 0
   if freeze:
+    why = ("the SVTR neck's use_guide stops CTC gradients: the backbone learns only through "
+           "NRTR" if config.train.get("use_guide", True) else "its first gradients are noise")
     log(f"backbone frozen for the first {freeze} steps while the untrained NRTR branch warms "
-        "up (the SVTR neck's use_guide stops CTC gradients: the backbone learns only through "
-        "NRTR); set --config.train.freeze_backbone_steps to change")
+        f"up ({why}); set --config.train.freeze_backbone_steps to change")
   tx, schedule = optim.make_optimizer(config.optim, setup.variables["params"], total, spe,
                                       freeze_backbone_steps=freeze)
   state = ts.create(setup.variables, tx, config.seed, ema=config.train.ema_decay > 0)

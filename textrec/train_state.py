@@ -195,6 +195,9 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
     cs = _choose_charset(config, dataset_dir, pre_cs, messages)
   model = registry.get_model(config.model.name)(num_classes=cs.num_classes, deploy=deploy,
                                                 dtype=config.model.dtype)
+  if not config.train.get("use_guide", True):
+    model = recognizer.without_guide(model)
+    messages.append("use_guide off: the CTC loss trains the backbone too")
   init = jax.jit(lambda r: recognizer.init_variables(
       model, r, height=config.data.height, width=config.data.width,
       text_len=config.data.max_text_length + 2))

@@ -63,18 +63,10 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=(0, 0), grou
   ph, pw = _pair(padding)
   cin = x.shape[-1]
   if impl == "fast" and groups == cin and cin_g == 1 and cout == cin:
-    # Depthwise: sum over taps of shifted, strided slices times a per-channel weight.
-    xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
-    hp, wp = xp.shape[1], xp.shape[2]
-    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    out = None
-    for i in range(kh):
-      for j in range(kw):
-        tap = lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + (ho - 1) * sh + 1,
-                                           j + (wo - 1) * sw + 1, cin), (1, sh, sw, 1))
-        term = tap * kernel[i, j, 0, :].astype(x.dtype)
-        out = term if out is None else out + term
-    return out
+    # Depthwise: sum over taps of shifted, strided slices times a per-channel weight, with
+    # the hand-written gradient of `depthwise_multi`.
+    k = kernel[:, :, 0, :].astype(x.dtype)[None]
+    return depthwise_multi(x, k, jnp.zeros((0, cin), x.dtype), (sh, sw), (ph, pw))[0]
   if impl == "fast" and kh == 1 and kw == 1 and groups == 1 and ph == 0 and pw == 0:
     xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
     return jnp.einsum("bhwc,cd->bhwd", xs, kernel[0, 0].astype(x.dtype))
@@ -247,26 +239,41 @@ def _dw_bwd(strides, padding, res, gs):
     gc = lax.pad(gc, jnp.zeros((), gc.dtype), ((0, 0, 0), (0, h - (ho - 1) * sh - 1, sh - 1),
                                                (0, w - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)))
     dx = gc if dx is None else dx + gc
-  # Kernel gradients: n*kh*kw (+ m) per-channel reductions. Done one image at a time (a scan)
-  # so that each image's taps stay in cache and XLA's fusion choices stay local.
-  def per_image(acc, inp):
-    xb, gb = inp  # [1, H, W, C], [n + m, 1, Ho, Wo, C]
-    dkk = [[[None] * kw for _ in range(kh)] for _ in range(n)]
-    dkc = [None] * m
-    for i, j, tap in _dw_taps(xb, kh, kw, sh, sw, ph, pw, ho, wo):
-      for b in range(n):
-        dkk[b][i][j] = jnp.sum(tap * gb[b], axis=(0, 1, 2))
-      if (i, j) == (ph, pw):
-        for b in range(m):
-          dkc[b] = jnp.sum(tap * gb[n + b], axis=(0, 1, 2))
-    dkk = jnp.stack([jnp.stack([jnp.stack(r) for r in dkk[b]]) for b in range(n)])
-    dkc = jnp.stack(dkc) if m else jnp.zeros((0, c), x.dtype)
+  # Kernel gradients: n*kh*kw (+ m) per-channel sums over (B, Ho, Wo). XLA:CPU's reductions
+  # over the major axes are slow, so a scan takes a few images at a time and, per tap, adds
+  # their rows as explicit element-wise terms (one fused, vectorised loop per tap); only the
+  # final sum over Wo is a reduction.
+  kw_span = (wo - 1) * sw + 1
+  terms = n + (1 if m else 0)
+  cb = max([d for d in range(1, bsz + 1) if bsz % d == 0 and d * ho * terms <= 48] or [1])
+
+  def per_chunk(acc, inp):
+    xb, gb = inp  # [cb, H, W, C], [n + m, cb, Ho, Wo, C]
+    xp = jnp.pad(xb, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else xb
+    dkk: list[Any] = []
+    dkc: list[Any] = [None] * m
+    for i in range(kh):
+      for j in range(kw):
+        sums: list[Any] = [None] * (n + m)
+        centre = (i, j) == (ph, pw)
+        for bb in range(cb):
+          for y in range(ho):
+            row = lax.slice(xp, (bb, y * sh + i, j, 0), (bb + 1, y * sh + i + 1, j + kw_span, c),
+                            (1, 1, sw, 1))[0, 0]  # [Wo, C]
+            for q in range(n + m if centre else n):
+              t = row * gb[q, bb, y]
+              sums[q] = t if sums[q] is None else sums[q] + t
+        dkk.append(jnp.stack(sums[:n]))  # [n, Wo, C]
+        if centre:
+          dkc = sums[n:]
+    dkk = jnp.stack(dkk, 1).sum(2).reshape(n, kh, kw, c)  # [n, kh*kw, Wo, C] -> [n, kh, kw, C]
+    dkc = jnp.stack(dkc).sum(1) if m else jnp.zeros((0, c), x.dtype)
     return (acc[0] + dkk.astype(acc[0].dtype), acc[1] + dkc.astype(acc[1].dtype)), None
 
-  g_all = jnp.stack(gs, axis=1)  # [B, n + m, Ho, Wo, C]
-  (dkk, dkc), _ = lax.scan(per_image, (jnp.zeros(kk.shape, jnp.float32),
+  g_all = jnp.stack(gs, axis=0).reshape((n + m, bsz // cb, cb, ho, wo, c))
+  (dkk, dkc), _ = lax.scan(per_chunk, (jnp.zeros(kk.shape, jnp.float32),
                                        jnp.zeros(kc.shape, jnp.float32)),
-                           (x[:, None], g_all[:, :, None]))
+                           (x.reshape((bsz // cb, cb) + x.shape[1:]), jnp.moveaxis(g_all, 1, 0)))
   dkk, dkc = dkk.astype(kk.dtype), dkc.astype(kc.dtype)
   return dx.astype(x.dtype), dkk, dkc
 

@@ -41,6 +41,16 @@ from textrec.models import pplcnetv3
 from textrec.registry import register_model
 
 
+def without_guide(model: nn.Module) -> nn.Module:
+  """The same recognizer with its SVTR neck's `use_guide` off (CTC gradients reach the
+  backbone); same variables."""
+  head = getattr(model, "head", None)
+  neck = getattr(head, "neck", None)
+  if not isinstance(neck, Mapping) or "use_guide" not in neck:
+    raise ValueError(f"{type(model).__name__} has no SVTR neck with a use_guide setting")
+  return model.clone(head=head.clone(neck=dict(neck, use_guide=False)))
+
+
 class Recognizer(nn.Module):
   """x [B, H, W, 3] -> dict of outputs (see the module docstring)."""
 
