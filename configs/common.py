@@ -52,6 +52,10 @@ def train_section() -> mlc.ConfigDict:
       # neck's input. False lets the CTC loss train the backbone too: the better choice when
       # fine-tuning from inference weights, which have no trained NRTR branch to guide it.
       use_guide=True,
+      # True: BatchNorms keep normalising with their (pretrained) running statistics during
+      # training and are not updated (their scale/bias still learn), a usual choice when
+      # fine-tuning with small batches.
+      freeze_bn=False,
   ))
 
 

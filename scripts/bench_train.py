@@ -66,16 +66,20 @@ def where(step, state, batch, top: int = 25) -> None:
     jax.block_until_ready(m)
     jax.profiler.stop_trace()
     events = json.load(gzip.open(glob.glob(f"{d}/**/*.trace.json.gz", recursive=True)[0]))
-  by_part, by_kind = collections.Counter(), collections.Counter()
+  by_area, by_part, by_kind = collections.Counter(), collections.Counter(), collections.Counter()
   for e in events["traceEvents"]:
     if e.get("ph") != "X" or e["name"] not in names:
       continue
     part, kind = _part(names[e["name"]])
     by_part[part] += e["dur"] / 2e3  # ms per step
+    segs = part.split("/")  # "bwd backbone/blocks6_1/dw_conv" -> "bwd backbone dw_conv"
+    by_area[f"{segs[0]} {segs[-1]}" if part.split()[1].startswith("backbone/") and
+            len(segs) == 3 else part] += e["dur"] / 2e3
     by_kind[f"{part.split()[0]} {kind}"] += e["dur"] / 2e3
   total = sum(by_part.values())
   print(f"kernel time per step, summed over threads: {total:.0f} ms")
-  for title, counter in (("by model part", by_part), ("by kind of op", by_kind)):
+  for title, counter in (("by area", by_area), ("by model part", by_part),
+                         ("by kind of op", by_kind)):
     print(f"  {title}:")
     for k, v in counter.most_common(top):
       print(f"    {v:8.1f} ms  {100 * v / total:5.1f}%  {k}")

@@ -127,3 +127,37 @@ def test_optimizer_rules_and_backbone_freeze():
   lab = float(jnp.abs(upd["backbone"]["blocks2_0"]["lab"]["scale"]).max())
   conv = float(jnp.abs(upd["backbone"]["conv1"]["conv"]["kernel"]).max())
   assert lab == pytest.approx(0.1 * conv, rel=1e-3)
+
+
+def test_freeze_bn_keeps_running_stats_and_trains_the_rest():
+  """train.freeze_bn: BatchNorms (backbone's BatchNormAffine and flax BatchNorms in the neck)
+  normalise with their running stats, which stay as they were; parameters still learn."""
+  from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
+  from textrec.models import tiny as tiny_model  # pylint: disable=g-import-not-at-top
+
+  model = tiny_model.tiny_rec(num_classes=18)
+  variables = recognizer.init_variables(model, jax.random.PRNGKey(0), 48, 128, text_len=12)
+  ocfg = mlc.ConfigDict(dict(name="adam", lr=1e-3, warmup_epochs=0.0, schedule="cosine",
+                             beta1=0.9, beta2=0.999, weight_decay=0.0, clip_norm=0.0))
+  tx, _ = optim.make_optimizer(ocfg, variables["params"], 10, 10)
+  mesh = train.make_mesh(jax.devices()[:1])
+  rng = np.random.default_rng(0)
+  batch = dict(image=rng.uniform(-1, 1, (2, 48, 128, 3)).astype(np.float32),
+               label_ctc=np.array([[1, 2] + [0] * 8, [3, 4] + [0] * 8], np.int32),
+               label_ctc_pad=np.array([[0, 0] + [1] * 8] * 2, np.float32),
+               label_nrtr=np.array([[2, 4, 5, 3] + [0] * 8, [2, 6, 7, 3] + [0] * 8], np.int32))
+  stats = {}
+  for freeze in (False, True):
+    cfg = mlc.ConfigDict(dict(ctc_weight=1.0, nrtr_weight=1.0, ema_decay=0.0, freeze_bn=freeze))
+    step = train.jit_train_step(model, tx, mesh, cfg)
+    state = train.replicate(ts.create(variables, tx, 0), mesh)
+    new, m = step(state, train.shard_batch(batch, mesh))
+    assert bool(m["ok"])
+    moved = jax.tree.map(lambda a, b: not bool(jnp.array_equal(a, b)), new.params, state.params)
+    assert any(jax.tree.leaves(moved))
+    stats[freeze] = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
+                                 new.batch_stats, state.batch_stats)
+  neck = "head"
+  assert not all(jax.tree.leaves(stats[False]["backbone"]))  # updated without the freeze
+  assert not all(jax.tree.leaves(stats[False][neck]))
+  assert all(jax.tree.leaves(stats[True]))  # every running statistic unchanged with it

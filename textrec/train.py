@@ -31,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from textrec import losses
 from textrec import train_state as ts
+from textrec.models import layers
 
 BATCH_KEYS = ("image", "label_ctc", "label_ctc_pad", "label_nrtr")
 
@@ -127,6 +128,12 @@ def jit_train_step(model, tx, mesh: Mesh, train_cfg) -> Callable:
   """train_step bound to the model/optimiser and jitted over `mesh` (state replicated)."""
   fn = functools.partial(train_step, model=model, tx=tx, ctc_weight=train_cfg.ctc_weight,
                          nrtr_weight=train_cfg.nrtr_weight, ema_decay=train_cfg.ema_decay)
+  if train_cfg.get("freeze_bn", False):
+    step = fn
+
+    def fn(state, batch):  # traced inside the context: BatchNorms use their running stats
+      with layers.frozen_batch_norm():
+        return step(state, batch)
   repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   return jax.jit(fn, in_shardings=(repl, data), out_shardings=(repl, repl))
 

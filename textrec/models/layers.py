@@ -44,6 +44,26 @@ def current_conv_impl() -> str:
   return _CONV_IMPL.get()
 
 
+_BN_FROZEN: contextvars.ContextVar[bool] = contextvars.ContextVar("textrec_bn_frozen",
+                                                                  default=False)
+
+
+@contextlib.contextmanager
+def frozen_batch_norm() -> Iterator[None]:
+  """Within this context (at trace time), BatchNorms normalise with their running statistics
+  and leave them unchanged even when called with train=True (fine-tuning with frozen BN)."""
+  token = _BN_FROZEN.set(True)
+  try:
+    yield
+  finally:
+    _BN_FROZEN.reset(token)
+
+
+def bn_uses_batch_stats(train: bool) -> bool:
+  """Whether a BatchNorm called with `train` normalises with (and folds in) batch stats."""
+  return train and not _BN_FROZEN.get()
+
+
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
   if isinstance(v, int):
     return (v, v)
@@ -144,7 +164,7 @@ def batch_norm(name: str | None = None, train: bool = False, dtype: Any = None) 
 
   Params `scale`, `bias`; batch_stats `mean`, `var`.
   """
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+  return nn.BatchNorm(use_running_average=not bn_uses_batch_stats(train), momentum=0.9, epsilon=1e-5, dtype=dtype,
                       use_fast_variance=False, name=name)
 
 

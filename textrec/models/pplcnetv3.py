@@ -108,7 +108,7 @@ class BatchNormAffine(nn.Module):
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
     scale = self.param("scale", nn.initializers.ones, (c,))
     bias = self.param("bias", nn.initializers.zeros, (c,))
-    if train:
+    if layers.bn_uses_batch_stats(train):
       mean, var = (s.astype(jnp.float32) for s in stats)
       if not self.is_initializing():
         ra_mean.value = 0.9 * ra_mean.value + 0.1 * mean
