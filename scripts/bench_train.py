@@ -25,16 +25,19 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _part(op_name: str) -> tuple[str, str]:
-  """An HLO op_name -> (model part, kind of op), e.g. ("bwd backbone/blocks5_1/dw_conv",
-  "reduce_sum")."""
+def _part(op_name: str) -> tuple[str, str, str]:
+  """An HLO op_name -> (model part, area, kind of op), e.g. ("bwd backbone/blocks5_1/dw_conv",
+  "bwd backbone dw_conv", "reduce_sum")."""
   name = op_name.replace("jit(train_step)/", "")
   direction = "bwd" if "transpose(" in name else "fwd"
   path = [seg for seg in name.split("/") if not seg.startswith(("transpose(", "jvp("))]
   kind = path[-1] if path else "?"
+  area = None
   if "backbone" in path:
     i = path.index("backbone")
     part = "/".join(path[i:i + 3])
+    if len(path) > i + 3:  # backbone/<block>/<layer>/...: summed over blocks
+      area = f"backbone {path[i + 2]}"
   elif "head" in path:
     i = path.index("head")
     part = "/".join(path[i:i + 2])
@@ -42,7 +45,7 @@ def _part(op_name: str) -> tuple[str, str]:
     part = "loss"
   else:
     part = "optimiser/other"
-  return f"{direction} {part}", kind
+  return f"{direction} {part}", f"{direction} {area or part}", kind
 
 
 def where(step, state, batch, top: int = 25) -> None:
@@ -70,12 +73,11 @@ def where(step, state, batch, top: int = 25) -> None:
   for e in events["traceEvents"]:
     if e.get("ph") != "X" or e["name"] not in names:
       continue
-    part, kind = _part(names[e["name"]])
-    by_part[part] += e["dur"] / 2e3  # ms per step
-    segs = part.split("/")  # "bwd backbone/blocks6_1/dw_conv" -> "bwd backbone dw_conv"
-    by_area[f"{segs[0]} {segs[-1]}" if part.split()[1].startswith("backbone/") and
-            len(segs) == 3 else part] += e["dur"] / 2e3
-    by_kind[f"{part.split()[0]} {kind}"] += e["dur"] / 2e3
+    part, area, kind = _part(names[e["name"]])
+    ms = e["dur"] / 2e3  # per step
+    by_part[part] += ms
+    by_area[area] += ms
+    by_kind[f"{part.split()[0]} {kind}"] += ms
   total = sum(by_part.values())
   print(f"kernel time per step, summed over threads: {total:.0f} ms")
   for title, counter in (("by area", by_area), ("by model part", by_part),

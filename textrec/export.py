@@ -45,7 +45,6 @@ FORMATS = ("onnx", "saved_model", "all")
 TOLERANCE = 1e-4  # max |Δprob| the export self-check accepts
 
 
-
 # ----------------------------------------------------------------------------- weights
 
 
@@ -257,16 +256,12 @@ def check_export(fn: Callable, out_dir: str, height: int = preprocess.HEIGHT,
   return out
 
 
-def _float64_fn(name: str, module, variables: dict) -> Callable | None:
-  """probs_fn of the same model in float64 (traced under jax.enable_x64), or None if the
-  registered model cannot be built in float64."""
+def _float64_fn(name: str, module, variables: dict) -> Callable:
+  """probs_fn of the same model in float64 (to be traced under jax.enable_x64)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  try:
-    m64 = inference_module(name, module.head.num_classes, jnp.float64)
-  except Exception:  # pylint: disable=broad-except
-    return None
+  m64 = inference_module(name, module.head.num_classes, jnp.float64)
   v64 = jax.tree.map(lambda a: np.asarray(a, np.float64)
                      if np.issubdtype(np.asarray(a).dtype, np.floating) else a, variables)
   inner = probs_fn(m64, v64)

@@ -110,21 +110,10 @@ def multi_conv2d(x: jax.Array, kernels: Sequence[jax.Array], strides=(1, 1), pad
   kh, kw, cin_g, cout = kernels[0].shape
   sh, sw = _pair(strides)
   ph, pw = _pair(padding)
-  b, _, _, cin = x.shape
+  cin = x.shape[-1]
   if impl == "fast" and groups == cin and cin_g == 1 and cout == cin:
-    ks = jnp.stack([k[:, :, 0, :] for k in kernels], axis=2).astype(x.dtype)  # [kh, kw, n, C]
-    xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
-    hp, wp = xp.shape[1], xp.shape[2]
-    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    outs = [None] * n
-    for i in range(kh):
-      for j in range(kw):
-        tap = lax.slice(xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, cin),
-                        (1, sh, sw, 1))
-        for m in range(n):
-          term = tap * ks[i, j, m]
-          outs[m] = term if outs[m] is None else outs[m] + term
-    return outs
+    kk = jnp.stack([k[:, :, 0, :] for k in kernels]).astype(x.dtype)  # [n, kh, kw, C]
+    return list(depthwise_multi(x, kk, jnp.zeros((0, cin), x.dtype), (sh, sw), (ph, pw)))
   # Interleave so that each group's output channels hold all n kernels: [.., G, n, Cout/G].
   g = groups
   ks = jnp.stack([k.reshape(kh, kw, cin_g, g, cout // g) for k in kernels], axis=4)
@@ -164,8 +153,8 @@ def batch_norm(name: str | None = None, train: bool = False, dtype: Any = None) 
 
   Params `scale`, `bias`; batch_stats `mean`, `var`.
   """
-  return nn.BatchNorm(use_running_average=not bn_uses_batch_stats(train), momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      use_fast_variance=False, name=name)
+  return nn.BatchNorm(use_running_average=not bn_uses_batch_stats(train), momentum=0.9,
+                      epsilon=1e-5, dtype=dtype, use_fast_variance=False, name=name)
 
 
 def layer_norm(epsilon: float, name: str | None = None, dtype: Any = None) -> nn.LayerNorm:
