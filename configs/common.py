@@ -26,6 +26,8 @@ def data_section() -> mlc.ConfigDict:
       multi_scale=True,      # PaddleOCR's MultiScaleSampler: 320x32, 320x48, 320x64
       num_workers=2,
       augment=True,
+      augment_prob=0.4,      # RecAug: probability of each operation (TIA, crop, blur, ...)
+      concat_prob=0.5,       # RecConAug: probability of appending other samples
   ))
 
 
@@ -52,6 +54,11 @@ def train_section() -> mlc.ConfigDict:
       # neck's input. False lets the CTC loss train the backbone too: the better choice when
       # fine-tuning from inference weights, which have no trained NRTR branch to guide it.
       use_guide=True,
+      # When the pretrained weights have no NRTR branch (the official inference weights):
+      # "drop" fine-tunes CTC-only (no NRTR loss, use_guide off so the CTC loss trains the
+      # backbone; the better recipe in experiments/ic15_finetune), "train" keeps PaddleOCR's
+      # guided recipe with a fresh NRTR branch (see freeze_backbone_steps).
+      untrained_nrtr="drop",
       # True: BatchNorms keep normalising with their (pretrained) running statistics during
       # training and are not updated (their scale/bias still learn), a usual choice when
       # fine-tuning with small batches.

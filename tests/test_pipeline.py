@@ -69,6 +69,18 @@ def test_same_seed_same_batches_and_bucket_shapes(ds, enc):
     assert np.abs(x["image"]).max() <= 1.0
 
 
+def test_augment_probabilities_zero_is_no_augment_and_one_changes_every_image(ds, enc):
+  off, _ = _train(ds, enc, n=2, augment_on=False, multi_scale=False)
+  zero, _ = _train(ds, enc, n=2, augment_on=True, multi_scale=False, aug_prob=0.0,
+                   concat_prob=0.0)
+  one, _ = _train(ds, enc, n=2, augment_on=True, multi_scale=False, aug_prob=1.0,
+                  concat_prob=0.0)
+  assert all(_eq(a, b) for a, b in zip(off, zero))
+  for a, b in zip(off, one):
+    np.testing.assert_array_equal(a["label_ctc"], b["label_ctc"])  # no concatenation
+    assert all(not np.array_equal(x, y) for x, y in zip(a["image"], b["image"]))
+
+
 def test_no_augment_uses_the_predict_preprocessing(ds, enc):
   batches, _ = _train(ds, enc, n=3, augment_on=False)
   src, _ = source.open_split(ds, "train")

@@ -161,3 +161,26 @@ def test_freeze_bn_keeps_running_stats_and_trains_the_rest():
   assert not all(jax.tree.leaves(stats[False]["backbone"]))  # updated without the freeze
   assert not all(jax.tree.leaves(stats[False][neck]))
   assert all(jax.tree.leaves(stats[True]))  # every running statistic unchanged with it
+
+
+@pytest.mark.parametrize("mode", ["drop", "train"])
+def test_pretrained_without_nrtr_branch_drops_it_or_trains_it(tiny_run, monkeypatch, mode):
+  """Inference weights have no NRTR branch: "drop" (the default) fine-tunes CTC-only with the
+  guide off; "train" keeps the guided model and the NRTR loss."""
+  from textrec.models import recognizer, tiny as tiny_model  # pylint: disable=g-import-not-at-top
+  cfg, _ = tiny_run
+  bare = tiny_model.tiny_rec(num_classes=18, with_nrtr=False)
+  pre = recognizer.init_variables(bare, jax.random.PRNGKey(1), height=48, width=128,
+                                  text_len=12)
+  monkeypatch.setattr(ts, "_load_pretrained", lambda c: (pre, None, False, "test weights"))
+  c = tiny.get_config()
+  with c.unlocked():
+    c.train.pretrained, c.train.untrained_nrtr = "test", mode
+  setup = ts.build(c, cfg.dataset_dir)
+  assert setup.fresh_nrtr and setup.drop_nrtr == (mode == "drop")
+  assert setup.model.head.neck["use_guide"] is (mode == "train")
+  assert any("CTC-only" in m for m in setup.messages) == (mode == "drop")
+  with c.unlocked():
+    c.train.untrained_nrtr = "keep"
+  with pytest.raises(ValueError, match="untrained_nrtr"):
+    ts.drops_nrtr(c.train, True)

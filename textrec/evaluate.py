@@ -35,7 +35,8 @@ def read_split(dataset_dir: str, split: str):
   return src
 
 
-def _records(src, start: int, stop: int) -> tuple[list[np.ndarray], list[str]]:
+def load_records(src, start: int, stop: int) -> tuple[list[np.ndarray], list[str]]:
+  """Records [start, stop) of a `read_split` source -> (BGR uint8 crops, label texts)."""
   from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
 
   images, texts = [], []
@@ -57,7 +58,7 @@ def evaluate_recognizer(recognize: Callable[[list[np.ndarray]], list[tuple[str, 
   exact, filt = metrics_lib.RecMetric(False), metrics_lib.RecMetric(True)
   t0 = time.time()
   for start in range(0, len(items), chunk):
-    images, targets = _records(items, start, min(start + chunk, len(items)))
+    images, targets = load_records(items, start, min(start + chunk, len(items)))
     preds = [t for t, _ in recognize(images)]
     exact.update(preds, targets)
     filt.update(preds, targets)

@@ -261,6 +261,8 @@ def run(config) -> int:
   setup = ts.build(config, dataset_dir, resume_meta)
   for m in setup.messages:
     log(m)
+  if setup.drop_nrtr:  # the resolved config (config.json) says what the run does
+    config.train.nrtr_weight, config.train.use_guide = 0.0, False
   if primary:
     _write_json(os.path.join(out, "config.json"), json.loads(config.to_json_best_effort()))
     with open(os.path.join(out, "dict.txt"), "w", encoding="utf-8") as f:
@@ -356,6 +358,9 @@ def run(config) -> int:
     if step % config.train.save_every == 0 or step == total:
       ckpt.save(step, state, dict(meta_base, step=step, best=best), data_iter)
   ckpt.wait()
+  # The last batch's arrays live in Grain's shared memory until released; holding them at exit
+  # leaves the segments behind ("leaked shared_memory objects").
+  batch = None
   if hasattr(data_iter, "close"):
     data_iter.close()  # stops Grain's worker processes
   n_bad = int(jax.device_get(state.nonfinite_total))

@@ -131,6 +131,16 @@ class Setup:
   deploy: bool
   messages: list[str]
   fresh_nrtr: bool = False   # the NRTR branch starts untrained while the rest is pretrained
+  drop_nrtr: bool = False    # ... and is left out of training (config.train.untrained_nrtr)
+
+
+def drops_nrtr(train_cfg, fresh_nrtr: bool) -> bool:
+  """True when the run fine-tunes CTC-only: the NRTR branch would start untrained and
+  `train_cfg.untrained_nrtr` is "drop"."""
+  mode = train_cfg.get("untrained_nrtr", "drop")
+  if mode not in ("drop", "train"):
+    raise ValueError(f"config.train.untrained_nrtr: {mode!r} is not one of drop | train")
+  return fresh_nrtr and mode == "drop" and bool(train_cfg.nrtr_weight)
 
 
 def _load_pretrained(config) -> tuple[dict | None, Any, bool, str]:
@@ -209,4 +219,11 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
     fresh_nrtr = any("/gtc_head/" in p for p in report.missing)
   elif resume_meta is not None:
     fresh_nrtr = bool(resume_meta.get("fresh_nrtr"))
-  return Setup(model, cs, variables, deploy, messages, fresh_nrtr)
+  drop = drops_nrtr(config.train, fresh_nrtr)
+  if drop:
+    if config.train.get("use_guide", True):
+      model = recognizer.without_guide(model)
+    messages.append("the pretrained weights have no NRTR branch: fine-tuning CTC-only (no NRTR "
+                    "loss, use_guide off so the CTC loss trains the backbone); "
+                    "--config.train.untrained_nrtr=train keeps PaddleOCR's guided recipe")
+  return Setup(model, cs, variables, deploy, messages, fresh_nrtr, drop)

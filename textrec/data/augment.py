@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+REC_AUG_PROB = 0.4  # PaddleOCR's RecAug: each operation fires with this probability
+CON_AUG_PROB = 0.5  # PaddleOCR's RecConAug
 GRID = 100  # WarpMLS evaluates the deformation on a 100-pixel grid and interpolates between
 
 
@@ -195,9 +197,17 @@ def invert(img: np.ndarray) -> np.ndarray:
   return 255 - img
 
 
-def rec_aug(img: np.ndarray, rng: np.random.Generator, tia_prob: float = 0.4,
-            crop_prob: float = 0.4, reverse_prob: float = 0.4, noise_prob: float = 0.4,
-            jitter_prob: float = 0.4, blur_prob: float = 0.4, hsv_aug_prob: float = 0.4
+def rec_aug_all(img: np.ndarray, rng: np.random.Generator, prob: float = REC_AUG_PROB
+                ) -> np.ndarray:
+  """`rec_aug` with every operation at the same probability `prob`."""
+  return rec_aug(img, rng, tia_prob=prob, crop_prob=prob, reverse_prob=prob, noise_prob=prob,
+                 jitter_prob=prob, blur_prob=prob, hsv_aug_prob=prob)
+
+
+def rec_aug(img: np.ndarray, rng: np.random.Generator, tia_prob: float = REC_AUG_PROB,
+            crop_prob: float = REC_AUG_PROB, reverse_prob: float = REC_AUG_PROB,
+            noise_prob: float = REC_AUG_PROB, jitter_prob: float = REC_AUG_PROB,
+            blur_prob: float = REC_AUG_PROB, hsv_aug_prob: float = REC_AUG_PROB
             ) -> np.ndarray:
   """PaddleOCR's RecAug: TIA (distort + stretch when both sides >= 20, then perspective) with
   tia_prob, then crop, blur, HSV, jitter, noise, invert, each with its own probability."""
@@ -231,7 +241,7 @@ def _to_height(img: np.ndarray, height: int) -> np.ndarray:
 
 def rec_con_aug(img: np.ndarray, text: str, rng: np.random.Generator,
                 load_ext: Callable[[np.random.Generator], tuple[np.ndarray, str]],
-                prob: float = 0.5, ext_data_num: int = 2, image_shape: Sequence[int] = (48, 320),
+                prob: float = CON_AUG_PROB, ext_data_num: int = 2, image_shape: Sequence[int] = (48, 320),
                 max_text_length: int = 25) -> tuple[np.ndarray, str]:
   """PaddleOCR's RecConAug: with `prob`, appends up to `ext_data_num` other samples on the right
   (each resized to image_shape[0] rows), stopping at the first that would make the text longer

@@ -110,8 +110,10 @@ class _TrainBatch:
 
   def __init__(self, source, keep: np.ndarray, encoder: labels.LabelEncoder,
                shapes: list[tuple[int, int, int]], seed: int, shard: tuple[int, int],
-               augment_on: bool, con_image_shape: tuple[int, int]):
+               augment_on: bool, con_image_shape: tuple[int, int],
+               aug_prob: float = augment.REC_AUG_PROB, concat_prob: float = augment.CON_AUG_PROB):
     self.source, self.keep, self.encoder = source, keep, encoder
+    self.aug_prob, self.concat_prob = float(aug_prob), float(concat_prob)
     self.shapes, self.seed = shapes, seed
     self.process_index, self.process_count = shard
     self.augment_on = augment_on
@@ -179,9 +181,9 @@ class _TrainBatch:
             _log.warning("%s (RecConAug picks another)", err)
         raise DataError(f"RecConAug: {MAX_RETRIES} random records in a row are unreadable")
       img, text = augment.rec_con_aug(img, text, rng, load_ext,
-                                      image_shape=self.con_image_shape,
+                                      prob=self.concat_prob, image_shape=self.con_image_shape,
                                       max_text_length=self.encoder.max_text_length)
-      img = augment.rec_aug(img, rng)
+      img = augment.rec_aug_all(img, rng, self.aug_prob)
     enc = self.encoder.encode(text)
     if enc is None:
       return None
@@ -222,10 +224,15 @@ class _TrainBatch:
 def train_dataset(source, encoder: labels.LabelEncoder, batch_size: int, seed: int = 0,
                   multi_scale: bool = True, height: int = 48, width: int = 320,
                   augment_on: bool = True, num_epochs: int | None = None,
-                  batch_multiple: int = 1, shard: tuple[int, int] | None = None
+                  batch_multiple: int = 1, shard: tuple[int, int] | None = None,
+                  aug_prob: float = augment.REC_AUG_PROB,
+                  concat_prob: float = augment.CON_AUG_PROB
                   ) -> tuple[grain.MapDataset, dict[str, Any]]:
   """Training batches as a grain MapDataset (batch k = k-th element) and an info dict
   (drops per reason, shapes, batches_per_epoch).
+
+  With `augment_on`, each RecAug operation fires with `aug_prob` and RecConAug with
+  `concat_prob` (PaddleOCR's 0.4 and 0.5 by default).
 
   `batch_size` is this process's batch at the first scale (320x32) when multi_scale, else
   the batch at (height, width).
@@ -238,7 +245,7 @@ def train_dataset(source, encoder: labels.LabelEncoder, batch_size: int, seed: i
   else:
     shapes = [(width, height, batch_size)]
   fn = _TrainBatch(source, keep, encoder, shapes, seed, shard or _shard(), augment_on,
-                   (height, width))
+                   (height, width), aug_prob, concat_prob)
   total = fn.batches_per_epoch * (num_epochs if num_epochs else 1_000_000)
   ds = grain.MapDataset.range(total).map(fn)
   # stats["replaced"]: samples replaced at run time (RecConAug made the label too long for
@@ -364,7 +371,9 @@ def train_iter_from_config(config, charset=None, batch_multiple: int = 1, num_ep
                         num_workers=config.data.num_workers, multi_scale=config.data.multi_scale,
                         height=config.data.height, width=config.data.width,
                         augment_on=config.data.augment, num_epochs=num_epochs,
-                        batch_multiple=batch_multiple, shard=(pi, pc))
+                        batch_multiple=batch_multiple, shard=(pi, pc),
+                        aug_prob=config.data.get("augment_prob", augment.REC_AUG_PROB),
+                        concat_prob=config.data.get("concat_prob", augment.CON_AUG_PROB))
   info["skipped_lines"] = len(problems)
   info["dataset_dir"] = d
   return it, info
