@@ -241,7 +241,8 @@ def _to_height(img: np.ndarray, height: int) -> np.ndarray:
 
 def rec_con_aug(img: np.ndarray, text: str, rng: np.random.Generator,
                 load_ext: Callable[[np.random.Generator], tuple[np.ndarray, str]],
-                prob: float = CON_AUG_PROB, ext_data_num: int = 2, image_shape: Sequence[int] = (48, 320),
+                prob: float = CON_AUG_PROB, ext_data_num: int = 2,
+                image_shape: Sequence[int] = (48, 320),
                 max_text_length: int = 25) -> tuple[np.ndarray, str]:
   """PaddleOCR's RecConAug: with `prob`, appends up to `ext_data_num` other samples on the right
   (each resized to image_shape[0] rows), stopping at the first that would make the text longer
