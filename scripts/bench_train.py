@@ -118,9 +118,10 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
   cfg = common.base(model_name)
   with cfg.unlocked():
     cfg.train.nrtr_weight = 1.0 if nrtr else 0.0
-  model = registry.get_model(model_name)(num_classes=6625, deploy=form == "deploy")
+  model = registry.get_model(model_name)(num_classes=6625, deploy=form == "deploy",
+                                         with_nrtr=nrtr)
   if not nrtr:  # CTC-only, as fine-tuning inference weights runs (train.untrained_nrtr="drop"):
-    model = recognizer.without_guide(model)  # the CTC loss trains the backbone
+    model = recognizer.without_guide(model)  # no NRTR branch; the CTC loss trains the backbone
   L = 25
   variables = jax.jit(lambda r: recognizer.init_variables(model, r, 48, 320, text_len=L + 2))(
       jax.random.PRNGKey(0))

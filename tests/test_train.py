@@ -180,6 +180,8 @@ def test_pretrained_without_nrtr_branch_drops_it_or_trains_it(tiny_run, monkeypa
   assert setup.fresh_nrtr and setup.drop_nrtr == (mode == "drop")
   assert setup.model.head.neck["use_guide"] is (mode == "train")
   assert any("CTC-only" in m for m in setup.messages) == (mode == "drop")
+  has_nrtr = any("gtc_head" in k for k in setup.variables["params"]["head"])
+  assert has_nrtr == (mode == "train")  # dropped: no NRTR params to carry through Adam
   with c.unlocked():
     c.train.untrained_nrtr = "keep"
   with pytest.raises(ValueError, match="untrained_nrtr"):

@@ -131,7 +131,7 @@ class Setup:
   deploy: bool
   messages: list[str]
   fresh_nrtr: bool = False   # the NRTR branch starts untrained while the rest is pretrained
-  drop_nrtr: bool = False    # ... and is left out of training (config.train.untrained_nrtr)
+  drop_nrtr: bool = False    # ... so the model is built without it (config.train.untrained_nrtr)
 
 
 def drops_nrtr(train_cfg, fresh_nrtr: bool) -> bool:
@@ -203,27 +203,27 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
     pre, pre_cs, deploy, desc = _load_pretrained(config)
     messages.append(f"pretrained: {desc}")
     cs = _choose_charset(config, dataset_dir, pre_cs, messages)
+  # The NRTR branch starts untrained when the pretrained weights lack it (inference weights)
+  # or when the run being resumed started that way.
+  fresh_nrtr = (not any("/gtc_head/" in k for k in _flatten(pre)) if pre is not None
+                else bool(resume_meta and resume_meta.get("fresh_nrtr")))
+  drop = drops_nrtr(config.train, fresh_nrtr)
   model = registry.get_model(config.model.name)(num_classes=cs.num_classes, deploy=deploy,
-                                                dtype=config.model.dtype)
-  if not config.train.get("use_guide", True):
-    model = recognizer.without_guide(model)
+                                                dtype=config.model.dtype,
+                                                **({"with_nrtr": False} if drop else {}))
+  if drop:
+    messages.append("the pretrained weights have no NRTR branch: fine-tuning CTC-only (no NRTR "
+                    "branch, use_guide off so the CTC loss trains the backbone); "
+                    "--config.train.untrained_nrtr=train keeps PaddleOCR's guided recipe")
+  elif not config.train.get("use_guide", True):
     messages.append("use_guide off: the CTC loss trains the backbone too")
+  if drop or not config.train.get("use_guide", True):
+    model = recognizer.without_guide(model)
   init = jax.jit(lambda r: recognizer.init_variables(
       model, r, height=config.data.height, width=config.data.width,
       text_len=config.data.max_text_length + 2))
   variables = init(jax.random.PRNGKey(config.seed))
-  fresh_nrtr = False
   if pre is not None:
     variables, report = merge_pretrained(variables, pre)
     messages.append(report.summary())
-    fresh_nrtr = any("/gtc_head/" in p for p in report.missing)
-  elif resume_meta is not None:
-    fresh_nrtr = bool(resume_meta.get("fresh_nrtr"))
-  drop = drops_nrtr(config.train, fresh_nrtr)
-  if drop:
-    if config.train.get("use_guide", True):
-      model = recognizer.without_guide(model)
-    messages.append("the pretrained weights have no NRTR branch: fine-tuning CTC-only (no NRTR "
-                    "loss, use_guide off so the CTC loss trains the backbone); "
-                    "--config.train.untrained_nrtr=train keeps PaddleOCR's guided recipe")
   return Setup(model, cs, variables, deploy, messages, fresh_nrtr, drop)
