@@ -85,6 +85,7 @@ def evaluate_section() -> mlc.ConfigDict:
       batch_size=32,
       is_filter=False,       # keep lowercase [0-9a-z] only, as RecMetric(is_filter=True)
       split="val",
+      rotate_tall=0.0,       # as predict.rotate_tall (0 = PaddleX's); also the train-time eval
   ))
 
 
@@ -93,6 +94,9 @@ def predict_section() -> mlc.ConfigDict:
       input="",
       model_dir="",
       batch_size=6,
+      # 0 = off. r > 0: crops with height >= r * width are also read turned 90 degrees each
+      # way, keeping the most confident reading (vertical / steeply rotated words), e.g. 1.2.
+      rotate_tall=0.0,
       save_img=True,
       save_json=True,
   ))

@@ -17,7 +17,7 @@ from textrec.data import demo, labels, pipeline, source
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {"image", "label_ctc", "label_ctc_pad", "length", "label_nrtr", "valid_ratio", "index",
-        "mask"}
+        "mask", "replaced"}
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,26 @@ def test_worker_processes_give_the_same_batches(ds, enc):
   assert all(_eq(x, y) for x, y in zip(a, b))
 
 
+def test_replaced_records_are_counted_in_the_batches_also_by_workers(ds, enc, tmp_path):
+  """An unreadable image is replaced by the next record; each batch says how many records it
+  skipped, so the count reaches the training loop from Grain's worker processes too."""
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  d = tmp_path / "ds"
+  shutil.copytree(ds, d)
+  src, _ = source.open_split(str(d), "train")
+  for i in (0, 7):  # two unreadable images
+    (d / src.entries[i].path).write_bytes(b"not an image")
+  kw = dict(multi_scale=False, augment_on=False)  # each record once per epoch
+  n = 2 * pipeline.train_dataset(src, enc, 8, shard=(0, 1), **kw)[1]["batches_per_epoch"]
+  assert n * 8 == 2 * len(src)
+  a, _ = _train(str(d), enc, n=n, **kw)
+  b, _ = _train(str(d), enc, n=n, num_workers=2, **kw)
+  assert all(_eq(x, y) for x, y in zip(a, b))
+  assert sum(int(x["replaced"].sum()) for x in a) == 4  # each bad record once per epoch
+  assert all((x["replaced"] >= 0).all() and x["replaced"].shape == x["mask"].shape for x in a)
+
+
 def test_epochs_and_process_shards(ds, enc):
   src, _ = source.open_split(ds, "train")
   seen = []
@@ -177,6 +197,8 @@ def test_bad_image_is_replaced_with_a_message(tmp_path, ds, enc, caplog):
     b = d[0]
   assert b["image"].shape[0] == 6
   assert {2, 3}.isdisjoint(set(b["index"].tolist()))
+  # counted in the batch: the slot of record 2 skips 2 and 3, the slot of record 3 skips 3
+  assert sorted(b["replaced"].tolist()) == [0, 0, 0, 0, 1, 2]
   msgs = " ".join(r.getMessage() for r in caplog.records)
   assert f"{lf}:3: image not found" in msgs and f"{lf}:4: image cannot be decoded" in msgs
 

@@ -46,6 +46,7 @@ def test_loss_falls_and_outputs_are_written(tiny_run):
   assert nrtr[-1] < nrtr[0]
   res = json.loads((out / "train_result.json").read_text())
   assert res["done_flag"] and res["steps"] == 40 and res["nonfinite_steps"] == 0
+  assert res["replaced_records"] == 0  # every synthetic image reads
   assert 0.0 <= res["metrics"]["acc"] <= 1.0 and res["metrics"]["num"] == 16
   assert (out / "train_curve.png").stat().st_size > 1000
   log = (out / "train.log").read_text()

@@ -6,7 +6,7 @@
 Without `weight_path` the official weights are evaluated. Images go through exactly the
 predict path (`TextRecognizer.recognize`: each crop resized/normalised by
 `textrec.preprocess.resize_norm` and padded to its own bucket width, greedy CTC decoding), so
-evaluate and predict never disagree. Writes OUT/evaluate_result.json with the metric named by
+evaluate and predict never disagree (`evaluate.rotate_tall` as `predict.rotate_tall`). Writes OUT/evaluate_result.json with the metric named by
 `evaluate.is_filter` as `acc`/`norm_edit_dis`, plus both the case-sensitive and the filtered
 ([0-9a-z]) metrics.
 """
@@ -86,13 +86,14 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
   return build(num_classes=num_classes, deploy=True, dtype=dtype), variables
 
 
-def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32):
+def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32,
+                    rotate_tall: float = 0.0):
   """A predict-path recogniser (textrec.predictor) over in-memory flax variables."""
   from textrec import predictor  # pylint: disable=g-import-not-at-top
 
   fwd = predictor.FlaxForward(model, variables)
   return predictor.TextRecognizer(getattr(model, "name", None) or "model", fwd, charset,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, rotate_tall=rotate_tall)
 
 
 def evaluate_variables(model, variables: dict, charset: Charset, dataset_dir: str,
@@ -124,13 +125,14 @@ def run(config) -> int:
   items = read_split(dataset_dir, config.evaluate.split)
   print(f"evaluating {desc} on {dataset_dir} [{config.evaluate.split}]: {len(items)} samples")
   bs = config.evaluate.batch_size
-  rec = make_recognizer(module, variables, cs, bs)
+  rec = make_recognizer(module, variables, cs, bs, float(config.evaluate.rotate_tall))
   recognize = lambda imgs: rec.recognize(imgs, bs)
   t0 = time.time()
   res = evaluate_recognizer(recognize, items, log=print)
   main = res["filtered" if config.evaluate.is_filter else "case_sensitive"]
   result = dict(done_flag=True, acc=main["acc"], norm_edit_dis=main["norm_edit_dis"],
                 is_filter=bool(config.evaluate.is_filter), num_samples=main["num"],
+                rotate_tall=float(config.evaluate.rotate_tall),
                 case_sensitive=res["case_sensitive"], filtered=res["filtered"],
                 weight_path=config.evaluate.weight_path or "official", model=config.model.name,
                 dataset_dir=os.path.abspath(dataset_dir), split=config.evaluate.split,

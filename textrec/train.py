@@ -173,8 +173,9 @@ def _write_json(path: str, obj: dict) -> None:
 
 
 class _Evaluator:
-  """Evaluates variables on the config's eval split through the predict path; the compiled
-  programs are kept between evaluations (only the variables change)."""
+  """Evaluates variables on the config's eval split through the predict path (as evaluate
+  mode, `evaluate.rotate_tall` included); the compiled programs are kept between evaluations
+  (only the variables change)."""
 
   def __init__(self, setup, config, dataset_dir: str):
     self.setup, self.config, self.dataset_dir = setup, config, dataset_dir
@@ -187,7 +188,8 @@ class _Evaluator:
     module, host = evaluate.inference_form(self.config.model.name, self.setup.charset.num_classes,
                                            jax.device_get(variables), self.setup.deploy)
     if self.rec is None:
-      self.rec = evaluate.make_recognizer(module, host, self.setup.charset, cfg.batch_size)
+      self.rec = evaluate.make_recognizer(module, host, self.setup.charset, cfg.batch_size,
+                                          float(cfg.rotate_tall))
       self.items = evaluate.read_split(self.dataset_dir, cfg.split)
     else:
       self.rec.probs_fn.variables = jax.device_put(host)
@@ -293,9 +295,13 @@ def run(config) -> int:
   state = replicate(state, mesh)
   start = 0
   best = dict(acc=-1.0, step=None)
+  # Records skipped at run time (unreadable, or augmentation spoilt the label) in this
+  # process's batches; kept in the checkpoint meta so a resumed run goes on counting.
+  n_replaced = 0
   if resume_meta is not None:
     state, meta, start = ckpt.restore(state, data_iter)
     best = meta.get("best", best)
+    n_replaced = int(meta.get("replaced_records", 0))
     log(f"resumed from step {start} (best acc so far {best['acc']:.4f})")
   step_fn = jit_train_step(setup.model, tx, mesh, config.train)
   meta_base = ckpt_lib.run_meta(config.model.name, setup.deploy, setup.charset,
@@ -309,6 +315,7 @@ def run(config) -> int:
   seen_shapes = set()
   while step < total:
     batch = next(data_iter)
+    n_replaced += int(np.sum(batch["replaced"]))
     t0 = time.time()
     state, metrics = step_fn(state, shard_batch(batch, mesh))
     step += 1
@@ -340,7 +347,8 @@ def run(config) -> int:
       bad = sum(1 for h in host if not h["ok"])
       log(f"step {step}/{total}  epoch {(step - 1) // spe + 1}  loss {avg['loss']:.4f}  "
           f"({parts})  lr {lr:.3e}  {ips:.1f} img/s  eta {_fmt_time(eta)}"
-          + (f"  non-finite {bad}" if bad else ""))
+          + (f"  non-finite {bad}" if bad else "")
+          + (f"  replaced records {n_replaced}" if n_replaced else ""))
       log.record(dict(step=step, epoch=(step - 1) / spe + 1, lr=lr, img_s=ips, **avg))
       window, t_win, n_img, n_timed = [], time.time(), 0, 0
     if step % eval_every == 0 or step == total:
@@ -356,7 +364,8 @@ def run(config) -> int:
         log(f"new best acc {res['acc']:.4f}: saved {out}/{ckpt_lib.BEST_DIR}")
       t_win, n_img, n_timed = time.time(), 0, 0
     if step % config.train.save_every == 0 or step == total:
-      ckpt.save(step, state, dict(meta_base, step=step, best=best), data_iter)
+      ckpt.save(step, state, dict(meta_base, step=step, best=best, replaced_records=n_replaced),
+                data_iter)
   ckpt.wait()
   # The last batch's arrays live in Grain's shared memory until released; holding them at exit
   # leaves the segments behind ("leaked shared_memory objects").
@@ -370,6 +379,7 @@ def run(config) -> int:
       steps=step, total_steps=total, epochs=step / spe, global_batch_first_scale=(
           info["shapes"][0][2] * jax.process_count()), devices=n_dev,
       processes=jax.process_count(), wall_seconds=round(wall, 1), nonfinite_steps=n_bad,
+      replaced_records=n_replaced,
       config=os.path.join(out, "config.json"), train_log=os.path.join(out, "train.log"),
       label_dict=os.path.join(out, "dict.txt"), curve=os.path.join(out, "train_curve.png"),
       dataset_dir=os.path.abspath(dataset_dir), metrics=last_eval,

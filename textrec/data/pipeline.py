@@ -10,6 +10,8 @@ Batches are flat dicts of fixed-shape numpy arrays (no strings, so they go strai
   valid_ratio  f32[B]           min(1, resized width / W)
   index        i32[B]           record index in the split's source (-1 = padding)
   mask         f32[B]           1 = real sample, 0 = padding (only eval pads)
+  replaced     i32[B]           (train) records skipped before this slot's sample (unreadable
+                                image, or augmentation made the label unusable)
 
 Training (`train_iter`): PaddleOCR's MultiScaleDataSet + MultiScaleSampler. Each batch has one
 shape from `scale_shapes` ((W, H) in SCALES) and a batch size that keeps W * H * B constant
@@ -128,7 +130,6 @@ class _TrainBatch:
     self.batches_per_epoch = self.num_cycles * len(shapes)
     self._plans: dict[int, _EpochPlan] = {}
     self._lock = threading.Lock()
-    self.stats = {"replaced": 0}
 
   def __getstate__(self):
     d = dict(self.__dict__)
@@ -197,7 +198,7 @@ class _TrainBatch:
     epoch, j = divmod(int(k), self.batches_per_epoch)
     p = self.plan(epoch)
     w, h, b = self.shapes[int(p.scale_ids[j])]
-    out = []
+    out, replaced = [], np.zeros((b,), np.int32)
     for slot in range(b):
       pos = int(p.indices[(int(p.starts[j]) + slot) % self.n_per])
       last = ""
@@ -212,13 +213,14 @@ class _TrainBatch:
           s, last = None, str(err)
         if s is not None:
           break
-        self.stats["replaced"] += 1
+        replaced[slot] += 1
         pos = (pos + 1) % len(self.keep)
       else:
         raise DataError(f"{MAX_RETRIES} records in a row were dropped or unreadable; the last: "
                         f"{last}; check the dataset (mode=check_dataset)")
       out.append(s)
-    return labels.stack(out)
+    # Counted in the batch, so the training loop sees it whichever process made the batch.
+    return dict(labels.stack(out), replaced=replaced)
 
 
 def train_dataset(source, encoder: labels.LabelEncoder, batch_size: int, seed: int = 0,
@@ -248,10 +250,8 @@ def train_dataset(source, encoder: labels.LabelEncoder, batch_size: int, seed: i
                    (height, width), aug_prob, concat_prob)
   total = fn.batches_per_epoch * (num_epochs if num_epochs else 1_000_000)
   ds = grain.MapDataset.range(total).map(fn)
-  # stats["replaced"]: samples replaced at run time (RecConAug made the label too long for
-  # NRTR, or an unreadable image); counted in this process only (not in worker processes).
   info = dict(drops=drops, kept=int(len(keep)), records=len(source), shapes=shapes,
-              batches_per_epoch=fn.batches_per_epoch, stats=fn.stats)
+              batches_per_epoch=fn.batches_per_epoch)
   return ds, info
 
 
