@@ -5,6 +5,7 @@ machine, and step time on 1/2/4 (fake) CPU devices for the same global batch.
   python scripts/bench_train.py --form=deploy --batch=16 --steps=10
   python scripts/bench_train.py --devices_only
   python scripts/bench_train.py --where --form=deploy   # where the step's time goes
+  python scripts/bench_train.py --hugepages            # the CTC-only step with/without THP
 
 Prints img/s of the full train step (forward + backward + Adam), of the loss forward alone
 (where the time goes: forward vs backward+update), for PaddleOCR's guided step (NRTR + CTC)
@@ -13,6 +14,9 @@ for the guided step the ratio to the same step with plain `lax` convs and XLA's 
 `--where` profiles two steps (jax.profiler) and sums XLA's kernel times per model part
 (forward / backward of each backbone stage, neck, heads, loss, optimiser) and per kind of
 operation, from the compiled HLO's op names; sums are thread time (2 threads on 2 cores).
+Each measurement runs in a child process with malloc's transparent huge pages on where they
+help (`textrec.hugepages`, as `python -m textrec.main` runs); `--hugepages` times the CTC-only
+step with and without them and prints page faults and kernel time per step.
 """
 from __future__ import annotations
 
@@ -88,18 +92,27 @@ def where(step, state, batch, top: int = 25) -> None:
       print(f"    {v:8.1f} ms  {100 * v / total:5.1f}%  {k}")
 
 
+_RUSAGE: dict[str, float] = {}  # page faults and kernel seconds per step of the last timing
+
+
 def _time_steps(step, state, b, steps: int) -> tuple[float, float, object]:
   """(compile + first step seconds, seconds per step, state)."""
+  import resource
   import jax
   t0 = time.time()
   state, m = step(state, b)
   jax.block_until_ready(m)
   compile_s = time.time() - t0
+  r0 = resource.getrusage(resource.RUSAGE_SELF)
   t0 = time.time()
   for _ in range(steps):
     state, m = step(state, b)
   jax.block_until_ready(state)
-  return compile_s, (time.time() - t0) / steps, state
+  dt = (time.time() - t0) / steps
+  r1 = resource.getrusage(resource.RUSAGE_SELF)
+  _RUSAGE.update(page_faults=round((r1.ru_minflt - r0.ru_minflt) / steps),
+                 kernel_s=round((r1.ru_stime - r0.ru_stime) / steps, 3))
+  return compile_s, dt, state
 
 
 def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
@@ -154,13 +167,13 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
   fwd_j = jax.jit(fwd)
   state0 = state
   compile_s, step_s, state = _time_steps(step, state, b, steps)
-  ref = {}
+  ref = dict(_RUSAGE)
   if reference:
     from textrec.models import layers
     with layers.conv_impl("xla"):
       ref_step = train.jit_train_step(model, tx, mesh, cfg.train)
       _, ref_s, _ = _time_steps(ref_step, state0, b, steps)
-    ref = dict(reference_step_ms=round(1000 * ref_s, 1), speedup=round(ref_s / step_s, 2))
+    ref.update(reference_step_ms=round(1000 * ref_s, 1), speedup=round(ref_s / step_s, 2))
   jax.block_until_ready(fwd_j(state.params, state.batch_stats, b))
   t0 = time.time()
   for _ in range(steps):
@@ -183,6 +196,8 @@ def main() -> int:
   ap.add_argument("--throughput_only", action="store_true")
   ap.add_argument("--where", action="store_true",
                   help="profile the step (first --form, with NRTR) and print where time goes")
+  ap.add_argument("--hugepages", action="store_true",
+                  help="only the CTC-only deploy step, with and without THP for malloc")
   ap.add_argument("--no_reference", action="store_true",
                   help="skip the plain-lax-conv reference step (slow to compile)")
   ap.add_argument("--_child", default="", help=argparse.SUPPRESS)
@@ -196,15 +211,29 @@ def main() -> int:
     bench(args.model, "train" if args.form == "both" else args.form, args.batch, 1, True,
           profile=True)
     return 0
+  sys.path.insert(0, REPO)
+  from textrec import hugepages
   runs = []
-  if not args.devices_only:
+  if args.hugepages:
+    if not hugepages.useful():
+      print(f"huge pages change nothing here (THP mode {hugepages.thp_mode()!r}, "
+            f"libc {' '.join(__import__('platform').libc_ver())})")
+      return 0
+    runs = [("deploy", 0, 1, 0, False), ("deploy", 0, 1, 0, True)]
+  elif not args.devices_only:
     forms = ["train", "deploy"] if args.form == "both" else [args.form]
-    runs += [(f, nrtr, 1, int(nrtr and not args.no_reference)) for f in forms
+    runs += [(f, nrtr, 1, int(nrtr and not args.no_reference), True) for f in forms
              for nrtr in (1, 0)]
-  if not args.throughput_only:
-    runs += [("deploy", 1, d, 0) for d in (1, 2, 4)]
-  for form, nrtr, dev, ref in runs:
+  if not args.throughput_only and not args.hugepages:
+    runs += [("deploy", 1, d, 0, True) for d in (1, 2, 4)]
+  base_ms = None  # the THP-off step time, for --hugepages
+  for form, nrtr, dev, ref, huge in runs:
     env = dict(os.environ, JAX_PLATFORMS="cpu")
+    if huge and hugepages.useful():
+      env = hugepages.with_hugepages(env)
+    else:
+      env["GLIBC_TUNABLES"] = ":".join(t for t in env.get("GLIBC_TUNABLES", "").split(":")
+                                       if t and not t.startswith("glibc.malloc.hugetlb="))
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={dev}"
     out = subprocess.run([sys.executable, __file__, f"--model={args.model}",
                           f"--batch={args.batch}", f"--steps={args.steps}",
@@ -216,10 +245,15 @@ def main() -> int:
       continue
     r = json.loads(line[0][7:])
     what = "NRTR + CTC (guided)" if r["nrtr"] else "CTC-only (guide off)"
-    print(f"{r['form']:6s} {what} devices={r['devices']} batch={r['batch']}: "
+    thp = "THP on " if huge and hugepages.useful() else "THP off"
+    print(f"{r['form']:6s} {what} devices={r['devices']} batch={r['batch']} {thp}: "
           f"{r['img_per_s']:6.1f} img/s  step {r['step_ms']:7.1f} ms  (forward "
           f"{r['forward_ms']:.1f} ms, backward+update {r['backward_update_ms']:.1f} ms; "
+          f"{r['page_faults']} page faults, {r['kernel_s']} s kernel time per step; "
           f"compile {r['compile_s']} s)", flush=True)
+    if args.hugepages and huge and base_ms:
+      print(f"       THP on / off: {base_ms / r['step_ms']:.2f}x img/s")
+    base_ms = r["step_ms"]
     if "speedup" in r:
       print(f"       same step with plain lax convs and XLA's gradients (same process): "
             f"{r['reference_step_ms']:.1f} ms; ours is {r['speedup']:.2f}x faster", flush=True)

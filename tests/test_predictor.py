@@ -318,11 +318,16 @@ def _config(**predict):
 
 def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   d = _mixed_dir(tmp_path)
-  monkeypatch.setattr(predictor, "create_model", lambda name, model_dir=None, batch_size=8: tiny)
+  asked = {}
+  monkeypatch.setattr(predictor, "create_model",
+                      lambda name, model_dir=None, batch_size=8, rotate_tall=0.0:
+                      asked.update(rotate_tall=rotate_tall) or tiny)
   monkeypatch.setattr(predictor, "enable_compile_cache", lambda: None)  # no global side effect
   out = tmp_path / "out"
-  code = predictor.run(_config(input=str(d), output_dir=str(out), batch_size=4))
+  code = predictor.run(_config(input=str(d), output_dir=str(out), batch_size=4,
+                               rotate_tall=1.5))
   assert code == 1  # three bad files
+  assert asked == {"rotate_tall": 1.5}
   captured = capsys.readouterr()
   assert captured.out.count("'rec_text'") == 10
   assert "7 recognised, 3 failed" in captured.err and "readme.txt" in captured.err

@@ -1,6 +1,8 @@
 """Entry point: `python -m textrec.main --config=configs/v4_mobile.py [--config.key=value ...]`.
 
 Dispatches on `config.mode`: train | evaluate | predict | check_dataset | export.
+On Linux it first re-executes itself with transparent huge pages for malloc
+(`textrec.hugepages`: XLA:CPU steps run ~25% faster; TEXTREC_HUGEPAGES=0 opts out).
 """
 from __future__ import annotations
 
@@ -37,4 +39,7 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
+  from textrec import hugepages  # pylint: disable=g-import-not-at-top
+
+  hugepages.reexec_with_hugepages()
   app.run(main)
