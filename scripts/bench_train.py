@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -217,7 +218,7 @@ def main() -> int:
   if args.hugepages:
     if not hugepages.useful():
       print(f"huge pages change nothing here (THP mode {hugepages.thp_mode()!r}, "
-            f"libc {' '.join(__import__('platform').libc_ver())})")
+            f"libc {' '.join(platform.libc_ver())})")
       return 0
     runs = [("deploy", 0, 1, 0, False), ("deploy", 0, 1, 0, True)]
   elif not args.devices_only:

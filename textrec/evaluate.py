@@ -6,9 +6,9 @@
 Without `weight_path` the official weights are evaluated. Images go through exactly the
 predict path (`TextRecognizer.recognize`: each crop resized/normalised by
 `textrec.preprocess.resize_norm` and padded to its own bucket width, greedy CTC decoding), so
-evaluate and predict never disagree (`evaluate.rotate_tall` as `predict.rotate_tall`). Writes OUT/evaluate_result.json with the metric named by
-`evaluate.is_filter` as `acc`/`norm_edit_dis`, plus both the case-sensitive and the filtered
-([0-9a-z]) metrics.
+evaluate and predict never disagree (`evaluate.rotate_tall` works as `predict.rotate_tall`).
+Writes OUT/evaluate_result.json with the metric named by `evaluate.is_filter` as
+`acc`/`norm_edit_dis`, plus both the case-sensitive and the filtered ([0-9a-z]) metrics.
 """
 from __future__ import annotations
 

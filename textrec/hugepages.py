@@ -5,7 +5,7 @@ at batch 16 x 48 x 320) and glibc maps it with mmap and unmaps it on free, so ev
 faults in all of it again, 4 KiB at a time: ~430 000 page faults and ~0.8 s of kernel time per
 step on a 2-core machine. With glibc's tunable `glibc.malloc.hugetlb=1` malloc asks for
 transparent huge pages (madvise), which on kernels whose THP mode is `madvise` cuts the faults
-~70x and the step time by about a quarter (`scripts/bench_train.py --hugepages`).
+~70x and the kernel time by ~60 %: 1.1-1.3x train img/s (`scripts/bench_train.py --hugepages`).
 
 Glibc reads tunables only at process start, so the CLI re-executes itself once with the
 tunable added (`reexec_with_hugepages`); set TEXTREC_HUGEPAGES=0 to opt out. Library users
