@@ -13,6 +13,9 @@ def model_section(name: str) -> mlc.ConfigDict:
       name=name,            # registry name (textrec/registry.py)
       deploy=False,         # fused (re-parameterised) form
       dtype="float32",      # compute dtype: float32 | bfloat16 (params stay float32)
+      # A PaddleOCR distillation .pdparams holds several models (Student.*, Teacher.*):
+      # which one to load ("" = Student).
+      weights_prefix="",
   ))
 
 
@@ -33,7 +36,9 @@ def data_section() -> mlc.ConfigDict:
 
 def train_section() -> mlc.ConfigDict:
   return mlc.ConfigDict(dict(
-      pretrained="official",  # "official" | "" (from scratch) | checkpoint dir | .pdparams
+      # "official" | "" (from scratch) | textrec checkpoint dir | Paddle inference dir |
+      # PaddleOCR .pdparams (or its path without the extension)
+      pretrained="official",
       resume=False,
       epochs=2,
       steps=0,               # > 0 overrides epochs

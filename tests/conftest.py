@@ -31,3 +31,11 @@ def paddle_ref_dir(shared_dir) -> pathlib.Path:
   if not d.is_dir():
     pytest.skip(f"{d} is absent")
   return d
+
+
+@pytest.fixture(scope="session")
+def paddle_infer_dir(shared_dir) -> pathlib.Path:
+  d = shared_dir / "fixtures" / "paddle_infer"
+  if not d.is_dir():
+    pytest.skip(f"{d} is absent")
+  return d

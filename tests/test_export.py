@@ -191,6 +191,28 @@ def test_onnx_backend_runs_without_jax(official_export, tmp_path):
   np.testing.assert_array_equal(got, want)
 
 
+def test_yml_carries_paddlex_fields(official_export):
+  """Stacks that read PaddleX's inference.yml read ours: model name, RecResizeImg shape,
+  CTCLabelDecode and PaddleX's character_dict (without the space its decoder appends); our
+  own reader gives back the same dictionary; the ONNX metadata keeps RapidOCR's list."""
+  import onnx  # pylint: disable=g-import-not-at-top
+  import yaml  # pylint: disable=g-import-not-at-top
+
+  out, _, _, cs = official_export
+  cfg = yaml.safe_load(open(os.path.join(out, "inference.yml"), encoding="utf-8"))
+  assert cfg["Global"]["model_name"] == NAME
+  ops = {k: v for op in cfg["PreProcess"]["transform_ops"] for k, v in op.items()}
+  assert ops["RecResizeImg"]["image_shape"] == [3, 48, 320]
+  assert ops["DecodeImage"]["img_mode"] == "BGR"
+  assert cfg["PostProcess"]["name"] == "CTCLabelDecode"
+  chars = cfg["PostProcess"]["character_dict"]
+  assert len(chars) == 6623 and " " not in chars and chars + [" "] == list(cs.chars)
+  assert onnx_backend.load_inference_dir(out)[1] == cs
+  meta = {p.key: p.value for p in onnx.load(os.path.join(out, "inference.onnx"),
+                                            load_external_data=False).metadata_props}
+  assert meta["character"].split("\n") == chars
+
+
 def test_onnx_backend_errors(tmp_path, official_export):
   with pytest.raises(FileNotFoundError, match="inference.yml"):
     onnx_backend.load_inference_dir(tmp_path)

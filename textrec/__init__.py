@@ -7,8 +7,9 @@ __version__ = "0.1.0"
 def create_model(name: str, model_dir: str | None = None, **kwargs):
   """PaddleX-style: `create_model("PP-OCRv4_mobile_rec").predict(inputs, batch_size=8)`.
 
-  `model_dir`: None for the official weights, else an Orbax checkpoint dir, an exported
-  inference dir, or a PaddleOCR `.pdparams` file.
+  `model_dir`: None for the official weights, else a Paddle inference dir (what PaddleX /
+  PaddleOCR download and export), a textrec export, a textrec checkpoint dir, or a
+  PaddleOCR `.pdparams` file.
   """
   from textrec.predictor import create_model as _create
 

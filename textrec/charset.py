@@ -73,6 +73,13 @@ def load_dict(path: str | os.PathLike, use_space_char: bool = True) -> Charset:
   return from_chars(chars, use_space_char)
 
 
+def paddle_list(chars: Sequence[str]) -> list[str]:
+  """The character list as PaddleOCR/PaddleX/RapidOCR files hold it (`character_dict`, ONNX
+  `character` metadata): without the trailing space their CTC decoders append."""
+  chars = list(chars)
+  return chars[:-1] if chars and chars[-1] == " " else chars
+
+
 def from_chars(chars: Sequence[str], use_space_char: bool = True) -> Charset:
   chars = list(chars)
   if use_space_char and " " not in chars:

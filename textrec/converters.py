@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from textrec import charset as charset_lib
 from textrec import preprocess
 
 INPUT_NAME, OUTPUT_NAME = "x", "probs"
@@ -115,10 +116,8 @@ def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
   finally:
     serde_log.setLevel(level)
   _einsum_to_matmul(model)
-  chars = list(chars)
-  if chars and chars[-1] == " ":  # PaddleOCR/RapidOCR append the space themselves
-    chars = chars[:-1]
-  meta = {"character": "\n".join(chars), "model_name": name, "producer": "textrec"}
+  meta = {"character": "\n".join(charset_lib.paddle_list(chars)), "model_name": name,
+          "producer": "textrec"}
   onnx.helper.set_model_props(model, meta)
   onnx.checker.check_model(model)
   return model

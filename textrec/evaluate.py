@@ -109,7 +109,8 @@ def _load(config) -> tuple[Any, dict, Charset, str]:
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
   w = loader.load_weights(config.model.name, config.evaluate.weight_path,
-                          config.data.dict_path or None)
+                          config.data.dict_path or None,
+                          prefix=config.model.get("weights_prefix") or None)
   module, variables = inference_form(config.model.name, w.num_classes, w.variables, w.deploy)
   return module, variables, w.charset, w.source
 

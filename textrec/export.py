@@ -13,7 +13,8 @@ writes `<output_dir>/inference/`:
                    normalisation and the character list: all a server needs.
 The model is the deploy form: LearnableRepLayers fused (textrec/models/reparam.py) and no
 NRTR guidance head. Without `weight_path` the official weights are exported; otherwise
-`weight_path` is an Orbax run/checkpoint dir (textrec/checkpoint.py) or a `.pdparams` file.
+`weight_path` is a Paddle inference dir, an Orbax run/checkpoint dir (textrec/checkpoint.py) or
+a PaddleOCR `.pdparams` file (textrec/weights/loader.py tells them apart).
 
 How the graph is made (each step checked against the plain JAX model after export):
   * Conv2D traces with the "xla" implementation, so depthwise and 1x1 convs become `Conv`;
@@ -101,18 +102,19 @@ def fit_variables(module, variables: dict, height: int = preprocess.HEIGHT,
 
 
 def load_weights(name: str, weight_path: str = "", dict_path: str = "",
-                 height: int = preprocess.HEIGHT) -> tuple[Any, dict, charset_lib.Charset, str]:
+                 height: int = preprocess.HEIGHT, prefix: str | None = None
+                 ) -> tuple[Any, dict, charset_lib.Charset, str]:
   """-> (deploy module, deploy variables (numpy), Charset, description of the source).
 
-  weight_path: "" (official), an Orbax run/checkpoint dir, or a PaddleOCR `.pdparams` file.
+  weight_path: "" (official), a Paddle inference dir, an Orbax run/checkpoint dir, or a
+  PaddleOCR `.pdparams` file (prefix: the model of a distillation checkpoint).
   """
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  if weight_path and os.path.isdir(weight_path) and os.path.isfile(
-      os.path.join(weight_path, YML_FILE)):
-    raise ValueError(f"export.weight_path {weight_path!r} is an exported inference dir "
-                     "already; pass the training checkpoint it came from")
-  w = loader.load_weights(name, weight_path, dict_path or None)
+  if weight_path and loader.source_kind(weight_path) == "exported":
+    raise ValueError(f"export.weight_path {weight_path!r} is a textrec export already; pass "
+                     "the training checkpoint it came from")
+  w = loader.load_weights(name, weight_path, dict_path or None, prefix=prefix)
   variables, cs, source = w.variables, w.charset, w.source
   if not w.deploy:
     from textrec.models import zoo  # pylint: disable=g-import-not-at-top
@@ -168,7 +170,9 @@ def probs_fn(module, variables: dict, fold_bn: bool = False) -> Callable:
 
 def inference_config(name: str, cs: charset_lib.Charset, files: dict[str, str],
                      height: int = preprocess.HEIGHT, source: str = "") -> dict:
-  """What inference.yml holds (PaddleX-like sections: Global, PreProcess, PostProcess)."""
+  """What inference.yml holds: PaddleX's fields (Global.model_name, PreProcess.transform_ops,
+  PostProcess.name / character_dict, so stacks that read PaddleX's yml read ours) and ours
+  beside them (files, input/output, pad widths, normalisation)."""
   return {
       "Global": {"model_name": name, "source": source, "files": dict(files),
                  "input": {"name": INPUT_NAME, "dtype": "float32", "layout": "NCHW",
@@ -189,9 +193,12 @@ def inference_config(name: str, cs: charset_lib.Charset, files: dict[str, str],
                             "works, these keep results batch-independent",
           "normalize": {"scale": 1.0 / 255.0, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
                         "formula": "(x * scale - mean) / std", "pad_value": 0.0},
+          # PaddleX's reading of the same rules (its TextRecPredictor builds from these).
+          "transform_ops": [{"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
+                            {"RecResizeImg": {"image_shape": [3, height, 320]}}],
       },
       "PostProcess": {"name": "CTCLabelDecode", "blank_index": 0,
-                      "character_dict": list(cs.chars)},
+                      "character_dict": charset_lib.paddle_list(cs.chars)},
   }
 
 
@@ -314,8 +321,9 @@ def run(config) -> int:
     return 2
   height = int(config.data.height)
   try:
-    module, variables, cs, source = load_weights(config.model.name, e.weight_path,
-                                                 config.data.dict_path, height)
+    module, variables, cs, source = load_weights(
+        config.model.name, e.weight_path, config.data.dict_path, height,
+        prefix=config.model.get("weights_prefix") or None)
   except (FileNotFoundError, ValueError, KeyError, ModuleNotFoundError) as err:
     print(f"export: cannot load the weights: {err}", file=sys.stderr)
     return 2

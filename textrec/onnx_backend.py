@@ -72,9 +72,6 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   if not os.path.isfile(onnx_path):
     raise FileNotFoundError(f"{onnx_path} (named in {where}) is missing")
   chars = _get(cfg, "PostProcess.character_dict", where)
-  if not isinstance(chars, list) or not all(isinstance(c, str) and c for c in chars):
-    raise ValueError(f"{where}: PostProcess.character_dict must be a list of characters")
-  cs = Charset(tuple(chars))
   height = int(_get(cfg, "PreProcess.height", where))
   in_name = _get(cfg, "Global.input.name", where)
   out_name = _get(cfg, "Global.output.name", where)
@@ -84,9 +81,11 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
     opts.intra_op_num_threads = int(intra_op_threads)
   sess = ort.InferenceSession(onnx_path, opts, providers=providers or _providers())
   n_cls = sess.get_outputs()[0].shape[-1]
-  if isinstance(n_cls, int) and n_cls != cs.num_classes:
-    raise ValueError(f"{onnx_path}: {n_cls} output classes but {where} lists "
-                     f"{len(chars)} characters (+ blank = {cs.num_classes})")
+  if not isinstance(n_cls, int):
+    n_cls = int(_get(cfg, "Global.output.shape", where)[-1])
+  from textrec.weights import paddle_infer  # pylint: disable=g-import-not-at-top
+
+  cs = paddle_infer.yml_charset(chars, n_cls, f"{where} (for {onnx_path})")
 
   def forward(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)

@@ -8,11 +8,14 @@ run through a jitted forward with its batch dimension padded to a small fixed se
 (powers of 4 up to `batch_size`), then the results are put back in input order.
 Compiled programs are cached by (batch, width).
 
-Weights (`model_dir`):
+Weights (`model_dir`, told apart by content: textrec.weights.loader.resolve):
   None                      the official weights (textrec/weights/official.py)
-  dir with inference.yml    an exported inference model (onnxruntime, textrec.export)
+  Paddle inference dir      PaddleX / PaddleOCR: inference.json or .pdmodel + .pdiparams
+                            (textrec/weights/paddle_infer.py)
+  textrec export            inference.yml + inference.onnx (onnxruntime, textrec.export)
   file *.pdparams           PaddleOCR training weights (textrec/weights/paddle.py)
-  other dir                 an Orbax checkpoint written by training (textrec/checkpoint.py)
+  run / checkpoint dir      an Orbax checkpoint written by training (textrec/checkpoint.py)
+JAX inference always runs the fused (deploy) form, whatever form the weights came in.
 """
 from __future__ import annotations
 
@@ -183,7 +186,8 @@ class TextRecognizer:
 
 
 def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
-  """"official" | "exported" | "pdparams" | "orbax"; raises for anything else."""
+  """"official" | "paddle_infer" | "exported" | "pdparams" | "orbax"; raises for anything
+  else, naming what was found and what each kind needs."""
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
   return loader.source_kind(model_dir)
@@ -203,14 +207,16 @@ def _flax_module(name: str, num_classes: int, deploy: bool):
 
 
 def load_backend(name: str, model_dir: str | os.PathLike | None,
-                 dict_path: str | None = None) -> tuple[ProbsFn, Charset, str]:
+                 dict_path: str | None = None, prefix: str | None = None
+                 ) -> tuple[ProbsFn, Charset, str]:
   """-> (probs_fn, charset, description) for the weights `model_dir` names."""
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  if loader.source_kind(model_dir) == "exported":
+  kind, resolved = loader.resolve(model_dir)
+  if kind == "exported":
     from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
 
-    path = os.fspath(model_dir)
+    path = resolved
     forward_nchw, cs, meta = onnx_backend.load_inference_dir(path)
     if meta["model_name"] != name:
       raise ValueError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
@@ -219,20 +225,31 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
                        f"version's {list(preprocess.BUCKETS)}; re-export the model")
     return (lambda x: np.asarray(forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))),
             cs, f"exported:{path}")
-  w = loader.load_weights(name, model_dir, dict_path)
-  return FlaxForward(_flax_module(name, w.num_classes, w.deploy), w.variables), w.charset, \
-      w.source
+  w = loader.load_weights(name, model_dir, dict_path, prefix=prefix)
+  variables, deploy = w.variables, w.deploy
+  if not deploy:  # inference always runs the fused form (same outputs, faster)
+    from textrec.models import zoo  # pylint: disable=g-import-not-at-top
+
+    variables, deploy = zoo.to_deploy(name, variables), True
+  return FlaxForward(_flax_module(name, w.num_classes, deploy), variables), w.charset, w.source
 
 
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                 dict_path: str | None = None, rotate_tall: float = 0.0) -> TextRecognizer:
+                 dict_path: str | None = None, rotate_tall: float = 0.0,
+                 prefix: str | None = None) -> TextRecognizer:
   """PaddleX's `create_model`: a TextRecognizer for registered model `name`.
 
-  model_dir: None for the official weights, an Orbax checkpoint dir, an exported inference
-  dir (with inference.yml) or a PaddleOCR `.pdparams` file. dict_path: the dictionary of a
-  `.pdparams` model (default: the official one). rotate_tall: see `TextRecognizer`.
+  model_dir (told apart by content): None for the official weights, a Paddle inference dir
+  (PaddleX / PaddleOCR: inference.json or inference.pdmodel + inference.pdiparams), a textrec
+  export (inference.yml + inference.onnx; onnxruntime), a textrec checkpoint / run dir or a
+  PaddleOCR `.pdparams` file. dict_path: the dictionary of a model whose files carry none
+  (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
+  prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
+  `TextRecognizer`.
   """
-  probs_fn, cs, source = load_backend(name, model_dir, dict_path)
+  if model_dir_kind(model_dir) != "exported":
+    enable_compile_cache()  # a fresh process reuses earlier runs' compiled programs
+  probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
                         rotate_tall=rotate_tall)
 
@@ -267,7 +284,9 @@ def run(config) -> int:
   enable_compile_cache()
   try:
     model = create_model(config.model.name, model_dir=p.model_dir or None,
-                         batch_size=int(p.batch_size), rotate_tall=float(p.rotate_tall))
+                         batch_size=int(p.batch_size), rotate_tall=float(p.rotate_tall),
+                         dict_path=config.data.dict_path or None,
+                         prefix=config.model.get("weights_prefix") or None)
   except (FileNotFoundError, ValueError, KeyError, NotImplementedError,
           ModuleNotFoundError) as e:
     print(f"predict: cannot load the model: {e}", file=sys.stderr)

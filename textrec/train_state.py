@@ -156,9 +156,10 @@ def _load_pretrained(config) -> tuple[dict | None, Any, bool, str]:
     return variables, cs, True, "official weights (deploy form: fused reparam convs)"
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  if not os.path.exists(src):
+  if not os.path.exists(src) and not os.path.isfile(src + ".pdparams"):
     raise FileNotFoundError(f"config.train.pretrained: {src} does not exist")
-  w = loader.load_weights(name, src, config.data.dict_path or None, strict=False)
+  w = loader.load_weights(name, src, config.data.dict_path or None, strict=False,
+                         prefix=config.model.get("weights_prefix") or None)
   return w.variables, w.charset, w.deploy, w.source
 
 

@@ -3,9 +3,11 @@ module names mirror PaddleOCR's attribute names so `.pdparams` map onto them by 
 (see textrec/weights/paddle.py).
 
 Conv2D has two implementations chosen at trace time:
-  * "fast" (default): depthwise convs as k*k shifted multiply-adds and 1x1 convs as matmuls,
-    several times faster than `lax.conv_general_dilated` on XLA:CPU;
-  * "xla": plain `lax.conv_general_dilated`, which export uses so ONNX gets `Conv` nodes.
+  * "fast": depthwise convs as k*k shifted multiply-adds and 1x1 convs as matmuls, several
+    times faster than `lax.conv_general_dilated` on XLA:CPU;
+  * "xla": plain `lax.conv_general_dilated`, which export uses so ONNX gets `Conv` nodes, and
+    which GPUs and TPUs run best (cuDNN / the TPU convolution units).
+The default, "auto", is "fast" when JAX's default backend is the CPU and "xla" elsewhere.
 The parameters are the same standard kernels either way.
 """
 from __future__ import annotations
@@ -21,18 +23,19 @@ import jax.numpy as jnp
 from jax import lax
 
 _CONV_IMPL: contextvars.ContextVar[str] = contextvars.ContextVar("textrec_conv_impl",
-                                                                 default="fast")
+                                                                 default="auto")
 
 
 @contextlib.contextmanager
 def conv_impl(name: str) -> Iterator[None]:
-  """Within this context, Conv2D traces with implementation `name` ("fast" or "xla").
+  """Within this context, Conv2D traces with implementation `name` ("fast", "xla" or
+  "auto").
 
   It acts at trace time: jit a function inside the context (a jitted function traced earlier
   keeps the implementation it was traced with).
   """
-  if name not in ("fast", "xla"):
-    raise ValueError(f"conv_impl must be 'fast' or 'xla', got {name!r}")
+  if name not in ("fast", "xla", "auto"):
+    raise ValueError(f"conv_impl must be 'fast', 'xla' or 'auto', got {name!r}")
   token = _CONV_IMPL.set(name)
   try:
     yield
@@ -41,7 +44,11 @@ def conv_impl(name: str) -> Iterator[None]:
 
 
 def current_conv_impl() -> str:
-  return _CONV_IMPL.get()
+  """"fast" or "xla": the context's choice, "auto" resolved by JAX's default backend."""
+  name = _CONV_IMPL.get()
+  if name == "auto":
+    return "fast" if jax.default_backend() == "cpu" else "xla"
+  return name
 
 
 _BN_FROZEN: contextvars.ContextVar[bool] = contextvars.ContextVar("textrec_bn_frozen",

@@ -1,12 +1,15 @@
 """One place that turns "where the weights are" into flax variables, for predict, evaluate,
 export and training (`train.pretrained`).
 
-Sources: "" / None (the official weights), a PaddleOCR `.pdparams` file, an Orbax checkpoint
-or training-run dir. (An exported inference dir is served by textrec.onnx_backend instead.)
+Sources, told apart by content (`resolve`): "" / None (the official weights), a Paddle
+inference directory (PaddleX / PaddleOCR exports and downloads: textrec.weights.paddle_infer),
+a PaddleOCR `.pdparams` file (distillation checkpoints too: the Student by default), an Orbax
+checkpoint or training-run dir. (A textrec export is served by textrec.onnx_backend.)
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Mapping
 
@@ -24,25 +27,74 @@ class Weights:
   deploy: bool                # fused (re-parameterised) form
   source: str                 # human-readable origin, for logs and results
   num_classes: int
+  notes: list[str] = dataclasses.field(default_factory=list)  # what the user should know
+
+
+KINDS_HELP = (
+    "Paddle inference dir: inference.json (PaddlePaddle 3) or inference.pdmodel (legacy) + "
+    "inference.pdiparams (+ inference.yml); textrec export: inference.yml + inference.onnx; "
+    "textrec training run or checkpoint: best_model/ or checkpoints/ (Orbax); PaddleOCR "
+    "checkpoint: a .pdparams file (or its path without the extension)")
+
+
+def resolve(path: str | os.PathLike | None) -> tuple[str, str]:
+  """-> (kind, path): kind "official" | "paddle_infer" | "exported" | "pdparams" | "orbax",
+  told apart by content; the path of what will be read (a .pdparams inside a training output
+  dir, the directory of a program file). Raises one clear error naming what was found and
+  what each kind needs."""
+  from textrec.weights import paddle_infer  # pylint: disable=g-import-not-at-top
+
+  if path is None or os.fspath(path) == "":
+    return "official", ""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    if os.path.isfile(path + ".pdparams"):  # PaddleOCR's pretrained_model convention
+      return "pdparams", path + ".pdparams"
+    raise FileNotFoundError(f"model_dir {path!r} does not exist")
+  if os.path.isfile(path):
+    base = os.path.basename(path)
+    if path.endswith(".pdparams"):
+      return "pdparams", path
+    if base in paddle_infer.PROGRAM_FILES + (paddle_infer.PARAMS_FILE,):
+      return "paddle_infer", os.path.dirname(os.path.abspath(path))
+    raise ValueError(f"model_dir {path!r} is a file textrec does not read; it reads a "
+                     f"directory or a file of these kinds: {KINDS_HELP}")
+  if paddle_infer.is_paddle_dir(path):
+    return "paddle_infer", path
+  found = sorted(os.listdir(path))
+  if INFERENCE_YML in found and "inference.onnx" in found:
+    return "exported", path
+  if _is_checkpoint(path):
+    return "orbax", path
+  pdparams = [f for f in found if f.endswith(".pdparams")]
+  if pdparams:  # a PaddleOCR training output dir
+    if len(pdparams) == 1 or "best_accuracy.pdparams" in pdparams:
+      pick = pdparams[0] if len(pdparams) == 1 else "best_accuracy.pdparams"
+      return "pdparams", os.path.join(path, pick)
+    raise ValueError(f"model_dir {path!r} holds several .pdparams files ({', '.join(pdparams)}) "
+                     "and no best_accuracy.pdparams; pass the file to use")
+  shown = ", ".join(f + ("/" if os.path.isdir(os.path.join(path, f)) else "")
+                    for f in found[:12]) + (" ..." if len(found) > 12 else "")
+  raise ValueError(f"model_dir {path!r} is not a model directory textrec reads (found: "
+                   f"{shown or 'nothing, it is empty'}). Each kind needs: {KINDS_HELP}")
+
+
+def _is_checkpoint(path: str) -> bool:
+  """A textrec run dir, an Orbax manager dir or one of its step dirs."""
+  def has_steps(d: str) -> bool:
+    return os.path.isdir(d) and any(s.isdigit() and os.path.isdir(os.path.join(d, s))
+                                    for s in os.listdir(d))
+
+  if any(has_steps(os.path.join(path, s)) for s in ("best_model", "checkpoints")):
+    return True
+  if any(os.path.isdir(os.path.join(path, s)) for s in ("variables", "state")):
+    return True
+  return has_steps(path)
 
 
 def source_kind(path: str | os.PathLike | None) -> str:
-  """"official" | "exported" | "pdparams" | "orbax"; raises a clear error for anything else."""
-  if path is None or os.fspath(path) == "":
-    return "official"
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"model_dir {path!r} does not exist")
-  if os.path.isfile(path):
-    if path.endswith(".pdparams"):
-      return "pdparams"
-    raise ValueError(f"model_dir {path!r} is a file but not a PaddleOCR .pdparams file; pass "
-                     "a checkpoint dir, an exported inference dir or a .pdparams file")
-  if os.path.isfile(os.path.join(path, INFERENCE_YML)):
-    return "exported"
-  if not os.listdir(path):
-    raise ValueError(f"model_dir {path!r} is empty: not a checkpoint or inference dir")
-  return "orbax"
+  """"official" | "paddle_infer" | "exported" | "pdparams" | "orbax" (see `resolve`)."""
+  return resolve(path)[0]
 
 
 def default_charset(dict_path: str | None = None) -> Charset:
@@ -77,25 +129,33 @@ def is_deploy_variables(variables: Mapping[str, Any]) -> bool:
 
 
 def load_weights(name: str, path: str | os.PathLike | None = None,
-                 dict_path: str | None = None, strict: bool = True) -> Weights:
+                 dict_path: str | None = None, strict: bool = True,
+                 prefix: str | None = None) -> Weights:
   """Variables of registered model `name` from `path` (see the module docstring).
 
   strict=False (fine-tuning from a partial `.pdparams`) keeps what matches and leaves the
-  rest to the caller; the class count then comes from the file's CTC head.
+  rest to the caller; the class count then comes from the file's CTC head. `prefix`: which
+  model of a PaddleOCR distillation checkpoint to load (default: "Student").
   """
-  kind = source_kind(path)
+  kind, path = resolve(path)
   if kind == "official":
     from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
     variables, cs = official.load_official(name)
     return Weights(variables, cs, True, f"official {name}", cs.num_classes)
-  path = os.fspath(path)
   if kind == "exported":
-    raise ValueError(f"{path} is an exported inference dir; it holds no trainable weights "
+    raise ValueError(f"{path} is a textrec export (ONNX); it holds no trainable weights "
                      "(serve it with create_model(name, model_dir=...), or pass the training "
                      "checkpoint it came from)")
+  if kind == "paddle_infer":
+    from textrec.weights import paddle_infer  # pylint: disable=g-import-not-at-top
+
+    d = paddle_infer.load(path, name, dict_path)
+    w = Weights(d.variables, d.charset, d.deploy, f"Paddle inference dir {path}",
+                d.num_classes, d.notes)
+    return _noted(w)
   if kind == "pdparams":
-    return _load_pdparams(name, path, dict_path, strict)
+    return _noted(_load_pdparams(name, path, dict_path, strict, prefix))
   from textrec import checkpoint  # pylint: disable=g-import-not-at-top
 
   meta = checkpoint.read_meta(path)
@@ -107,10 +167,56 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
   return Weights(variables, cs, deploy, path, cs.num_classes)
 
 
-def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool) -> Weights:
+def _noted(w: Weights) -> Weights:
+  for note in w.notes:
+    logging.getLogger("textrec").warning("note: %s", note)
+  return w
+
+
+DISTILL_DEFAULT = "Student"
+_MODEL_PARTS = ("backbone", "neck", "head", "transform")
+
+
+def select_submodel(state: dict[str, np.ndarray], prefix: str | None, where: str
+                    ) -> tuple[dict[str, np.ndarray], str | None]:
+  """A PaddleOCR distillation checkpoint holds several models (`Student.backbone...`,
+  `Teacher.backbone...`): -> (the state of model `prefix`, default Student, with its prefix
+  stripped; the prefix used). A plain checkpoint comes back unchanged (prefix None)."""
+  if any(k.split(".", 1)[0] in _MODEL_PARTS for k in state):
+    if prefix:
+      raise ValueError(f"{where}: prefix {prefix!r} given but this is not a distillation "
+                       "checkpoint (its keys start with backbone./head.)")
+    return state, None
+  prefixes = sorted({k.split(".", 1)[0] for k in state
+                     if k.count(".") >= 2 and k.split(".")[1] in _MODEL_PARTS})
+  if not prefixes:
+    return state, None
+  want = prefix or DISTILL_DEFAULT
+  if want not in prefixes:
+    if prefix is None and len(prefixes) == 1:
+      want = prefixes[0]
+    else:
+      raise ValueError(f"{where}: a distillation checkpoint with models {prefixes}; "
+                       f"{want!r} is not one of them. Choose one with prefix= "
+                       "(--config.model.weights_prefix=NAME)")
+  cut = len(want) + 1
+  return {k[cut:]: v for k, v in state.items() if k.startswith(want + ".")}, want
+
+
+def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool,
+                   prefix: str | None = None) -> Weights:
   from textrec.weights import paddle  # pylint: disable=g-import-not-at-top
 
-  state = paddle.load_pdparams(path)
+  notes = []
+  state, used = select_submodel(paddle.load_pdparams(path), prefix, path)
+  if used:
+    notes.append(f"{path}: a distillation checkpoint; loading its {used!r} model")
+  stem = path[:-len(".pdparams")]
+  beside = [stem + ext for ext in (".pdopt", ".states") if os.path.isfile(stem + ext)]
+  if beside:
+    notes.append("ignored " + ", ".join(os.path.basename(b) for b in beside)
+                 + " beside the .pdparams (optimizer state / training metrics; only the "
+                 "weights are read)")
   bias = [v for k, v in state.items() if k.startswith("head.ctc_head.fc") and k.endswith("bias")]
   if not bias:
     raise ValueError(f"{path}: no head.ctc_head.fc bias; not a PaddleOCR recognition model?")
@@ -134,4 +240,5 @@ def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool) ->
   except ValueError as e:
     raise ValueError(f"{path}: not a {name} state_dict: {e}") from e
   variables = out if strict else out[0]
-  return Weights(variables, cs, deploy, path, num_classes)
+  return Weights(variables, cs, deploy, path + (f" [{used}]" if used else ""), num_classes,
+                 notes)

@@ -1,0 +1,180 @@
+"""One table: every recognizer on every runtime at hand, same process, same inputs.
+
+For each model (`--models`) and batch size (`--batch_sizes`, default 1 and 6) at
+[B, 3, 48, 320], ms/img (median over `--repeats` rounds, the runtimes alternating within
+each round) for
+  * textrec   our jitted deploy-form forward (what create_model runs), and its first call
+              (compile, or a load from the persistent cache) in its own column;
+  * ort-ours  onnxruntime on textrec's own export of the same weights (cached in --cache);
+  * ort-off   onnxruntime on the official ONNX (PP-OCRv4 mobile only);
+  * openvino  OpenVINO on the official ONNX (mobile) / our export, if `openvino` is installed;
+  * paddle    Paddle Inference on a Paddle inference directory of the same weights, if
+              `paddlepaddle` is installed (`--paddle_dirs name=DIR,...`; the mobile and
+              RepSVTR directories of ../shared/fixtures/paddle_infer by default).
+Every reference runs at its defaults (onnxruntime: its default thread count; Paddle: CPU,
+oneDNN as configured by default). Weights: mobile's official ones; the others random
+deploy-form weights (the compute does not depend on the values) unless `--weights
+name=DIR` names a directory create_model reads. The last column is textrec / the fastest
+reference.
+
+  .venv/bin/python scripts/bench_runtimes.py [--models ...] [--batch_sizes 1,6] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from textrec import predictor  # noqa: E402
+
+MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec")
+FIXTURES = REPO.parent / "shared" / "fixtures" / "paddle_infer"
+
+
+def _pairs(s: str) -> dict[str, str]:
+  return dict(p.split("=", 1) for p in s.split(",") if p)
+
+
+def weights(name: str, model_dir: str | None):
+  """-> (deploy module, deploy variables, charset, description)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from textrec import export  # pylint: disable=g-import-not-at-top
+  from textrec.models import recognizer, zoo  # pylint: disable=g-import-not-at-top
+  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
+
+  if model_dir or name == "PP-OCRv4_mobile_rec":
+    module, variables, cs, src = export.load_weights(name, model_dir or "")
+    return module, variables, cs, src
+  cs = loader.default_charset()
+  train = predictor._flax_module(name, cs.num_classes, False)  # pylint: disable=protected-access
+  v = recognizer.init_variables(train, jax.random.PRNGKey(0), with_nrtr=False)
+  module = export.inference_module(name, cs.num_classes)
+  return module, export.fit_variables(module, zoo.to_deploy(name, v)), cs, "random weights"
+
+
+def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) -> str:
+  from textrec import export  # pylint: disable=g-import-not-at-top
+
+  out = cache / name
+  if not (out / export.ONNX_FILE).is_file():
+    print(f"  exporting {name} to ONNX (once; cached in {out}) ...", file=sys.stderr)
+    export.export(name, module, variables, cs, str(out), "onnx", source=src)
+  return str(out / export.ONNX_FILE)
+
+
+def ort_runner(path: str):
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+
+  sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])  # default threads
+  name = sess.get_inputs()[0].name
+  return lambda x: sess.run(None, {name: x})[0]
+
+
+def openvino_runner(path: str):
+  import openvino as ov  # pylint: disable=g-import-not-at-top
+
+  compiled = ov.Core().compile_model(path, "CPU")
+  return lambda x: compiled(x)[0]
+
+
+def paddle_runner(model_dir: str):
+  import paddle.inference as pi  # pylint: disable=g-import-not-at-top
+
+  d = pathlib.Path(model_dir)
+  prog = d / "inference.json" if (d / "inference.json").is_file() else d / "inference.pdmodel"
+  cfg = pi.Config(str(prog), str(d / "inference.pdiparams"))
+  cfg.disable_gpu()
+  pred = pi.create_predictor(cfg)
+  inp = pred.get_input_handle(pred.get_input_names()[0])
+  out = pred.get_output_handle(pred.get_output_names()[0])
+
+  def run(x):
+    inp.reshape(x.shape)
+    inp.copy_from_cpu(x)
+    pred.run()
+    return out.copy_to_cpu()
+  return run
+
+
+def main() -> int:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--models", default=",".join(MODELS))
+  ap.add_argument("--batch_sizes", default="1,6")
+  ap.add_argument("--repeats", type=int, default=5, help="rounds; each times every runtime")
+  ap.add_argument("--min_time", type=float, default=1.0, help="seconds per runtime per round")
+  ap.add_argument("--weights", default="", help="name=DIR,... (default: see the docstring)")
+  ap.add_argument("--paddle_dirs", default=f"PP-OCRv4_mobile_rec={FIXTURES / 'PP-OCRv4_mobile_rec'},"
+                                           f"ch_RepSVTR_rec={FIXTURES / 'ch_RepSVTR_rec'}")
+  ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "textrec",
+                                                  "bench_runtimes"))
+  args = ap.parse_args()
+  from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+  predictor.enable_compile_cache()
+  given, pdirs = _pairs(args.weights), _pairs(args.paddle_dirs)
+  batches = [int(b) for b in args.batch_sizes.split(",")]
+  cache = pathlib.Path(args.cache)
+  have = {}
+  for mod in ("openvino", "paddle"):
+    try:
+      __import__(mod)
+      have[mod] = True
+    except ImportError:
+      have[mod] = False
+  print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; openvino {'yes' if have['openvino'] else 'not installed'}, "
+        f"paddle {'yes' if have['paddle'] else 'not installed'}; median of {args.repeats}")
+  cols = ("textrec", "ort-ours", "ort-off", "openvino", "paddle")
+  print(f"{'model':22s} {'B':>2} {'first call s':>12} " +
+        " ".join(f"{c:>9}" for c in cols) + f" {'ratio':>6}  (ms/img)")
+  for name in [m for m in args.models.split(",") if m]:
+    module, variables, cs, src = weights(name, given.get(name))
+    onnx_ours = our_export(name, module, variables, cs, cache, src)
+    fwd = predictor.FlaxForward(module, variables)
+    runners = {"textrec": lambda x, f=fwd: f(x.transpose(0, 2, 3, 1)),
+               "ort-ours": ort_runner(onnx_ours)}
+    ref_onnx = onnx_ours
+    if name in official.OFFICIAL_ONNX:
+      ref_onnx = official.official_onnx_path(name)
+      runners["ort-off"] = ort_runner(ref_onnx)
+    if have["openvino"]:
+      runners["openvino"] = openvino_runner(ref_onnx)
+    if have["paddle"] and name in pdirs:
+      runners["paddle"] = paddle_runner(pdirs[name])
+    for b in batches:
+      x = np.random.default_rng(b).uniform(-1, 1, (b, 3, 48, 320)).astype(np.float32)
+      t0 = time.perf_counter()
+      ref = runners["textrec"](x)
+      first = time.perf_counter() - t0
+      for k, run in runners.items():
+        d = float(np.abs(np.asarray(run(x)) - ref).max())
+        if d > 1e-3:
+          print(f"  warning: {k} differs from textrec by {d:.1e}", file=sys.stderr)
+      times: dict[str, list[float]] = {k: [] for k in runners}
+      for _ in range(args.repeats):
+        for k, run in runners.items():
+          n, t = 0, time.perf_counter()
+          while n < 3 or time.perf_counter() - t < args.min_time:
+            run(x)
+            n += 1
+          times[k].append((time.perf_counter() - t) / n / b)
+      ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+      best = min(v for k, v in ms.items() if k != "textrec")
+      print(f"{name:22s} {b:>2} {first:12.2f} " +
+            " ".join(f"{ms[c]:9.2f}" if c in ms else f"{'-':>9}" for c in cols) +
+            f" {ms['textrec'] / best:6.2f}", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
