@@ -22,7 +22,8 @@ def _ref_dw(x, k, strides, padding):
 
 @pytest.mark.parametrize("groups,k,stride,pad", [(8, 3, (2, 1), 1), (8, 5, (1, 2), 2),
                                                  (1, 1, (2, 1), 0), (1, 3, 1, 1),
-                                                 (8, 3, (2, 2), 1)])
+                                                 (8, 3, (2, 2), 1), (4, 5, 1, 2),
+                                                 (2, 3, (2, 1), 1)])
 def test_conv2d_fast_equals_xla(groups, k, stride, pad):
   rng = np.random.default_rng(0)
   cin, cout = 8, 8 if groups == 8 else 16

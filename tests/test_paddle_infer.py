@@ -345,3 +345,25 @@ def test_cli_bad_directory_is_one_line_and_exit_2(infer_dir, ic15_dir, tmp_path)
   lines = [ln for ln in r.stderr.splitlines() if "truncated in tensor" in ln]
   assert len(lines) == 1 and str(d / "inference.pdiparams") in lines[0]
   assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_train_pretrained_from_a_paddle_dir(infer_dir):
+  """`train.pretrained=DIR` reads the directory's weights (training form for RepSVTR, as
+  PaddleOCR exports it) and dictionary; the trainer merges them (tests/test_train.py)."""
+  import sys  # pylint: disable=g-import-not-at-top
+
+  from textrec import train_state  # pylint: disable=g-import-not-at-top
+
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "configs"))
+  import repsvtr  # pylint: disable=g-import-not-at-top
+
+  c = repsvtr.get_config()
+  c.train.pretrained = str(infer_dir / "ch_RepSVTR_rec")
+  variables, cs, deploy, desc = train_state._load_pretrained(c)  # pylint: disable=protected-access
+  assert not deploy and desc.startswith("Paddle inference dir") and len(cs.chars) == 6624
+  d = paddle_infer.load(infer_dir / "ch_RepSVTR_rec", "ch_RepSVTR_rec")
+  ours = dict(jax.tree_util.tree_flatten_with_path(variables)[0])
+  theirs = jax.tree_util.tree_flatten_with_path(d.variables)[0]
+  assert len(ours) == len(theirs) == 354
+  for k, v in theirs:
+    np.testing.assert_array_equal(np.asarray(ours[k]), v, err_msg=jax.tree_util.keystr(k))
