@@ -94,11 +94,13 @@ class TextRecognizer:
   also read turned 90 degrees each way and the most confident of the three readings is kept.
   Vertical and steeply rotated words (a tenth of ICDAR 2015's crops) cannot be read along a
   tall crop's width; PaddleOCR's OCR pipeline turns such crops (h/w >= 1.5) before
-  recognition, without choosing the direction.
+  recognition, without choosing the direction. `pad_batch`: pad each group's batch dim to
+  `batch_sizes` (few jit compiles); False runs groups as they are (onnxruntime).
   """
 
   def __init__(self, model_name: str, probs_fn: ProbsFn, charset: Charset,
-               batch_size: int = 8, source: str = "", rotate_tall: float = 0.0):
+               batch_size: int = 8, source: str = "", rotate_tall: float = 0.0,
+               pad_batch: bool = True):
     if not rotate_tall >= 0:
       raise ValueError(f"rotate_tall must be >= 0 (0 = off); got {rotate_tall}")
     self.model_name = model_name
@@ -107,6 +109,7 @@ class TextRecognizer:
     self.batch_size = int(batch_size)
     self.source = source
     self.rotate_tall = float(rotate_tall)
+    self.pad_batch = bool(pad_batch)
 
   def __repr__(self) -> str:
     return f"TextRecognizer({self.model_name!r}, source={self.source!r})"
@@ -138,7 +141,7 @@ class TextRecognizer:
     """BGR uint8 crops -> [(text, score)] in order, each padded to its own bucket width.
 
     Crops are sorted by aspect ratio and grouped by bucket width; each group's batch dim is
-    padded to one of `batch_sizes(max(batch_size, len(group)))`.
+    padded to one of `batch_sizes(max(batch_size, len(group)))` (when `pad_batch`).
     """
     bs = int(batch_size or self.batch_size)
     out: list[tuple[str, float] | None] = [None] * len(images)
@@ -149,7 +152,7 @@ class TextRecognizer:
       groups.setdefault(widths[i], []).append(i)
     for width, idx in sorted(groups.items()):
       sizes = batch_sizes(max(bs, len(idx)))
-      pad_to = next(s for s in sizes if s >= len(idx))
+      pad_to = next(s for s in sizes if s >= len(idx)) if self.pad_batch else len(idx)
       x = np.zeros((pad_to, preprocess.HEIGHT, width, 3), np.float32)
       for k, i in enumerate(idx):
         x[k] = preprocess.resize_norm(images[i], width)
@@ -234,7 +237,7 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   """
   probs_fn, cs, source = load_backend(name, model_dir, dict_path)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
-                        rotate_tall=rotate_tall)
+                        rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"))
 
 
 # ----------------------------------------------------------------------------- CLI
