@@ -58,9 +58,9 @@ def check_image(img: Any, name: str) -> tuple[np.ndarray | None, str | None]:
   return np.ascontiguousarray(bgr), None
 
 
-def header_size(buf: bytes) -> tuple[int, int] | None:
-  """(width, height) from an encoded image's header, read without decoding the pixels (so a
-  decompression bomb costs nothing); None when Pillow does not recognise the bytes."""
+def header_pixels(buf: bytes) -> tuple[int, str] | None:
+  """(pixel count, "WxH") from an encoded image's header, read without decoding the pixels
+  (so a decompression bomb costs nothing); None when Pillow does not recognise the bytes."""
   import io  # pylint: disable=g-import-not-at-top
   import warnings  # pylint: disable=g-import-not-at-top
 
@@ -70,10 +70,12 @@ def header_size(buf: bytes) -> tuple[int, int] | None:
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     try:
       with Image.open(io.BytesIO(buf)) as im:
-        return im.size
-    except Image.DecompressionBombError as e:  # > 2x Pillow's own limit: parse the size
+        w, h = im.size
+        return w * h, f"{w}x{h}"
+    except Image.DecompressionBombError as e:  # > 2x Pillow's own limit: only the count
       m = re.search(r"\((\d+) pixels", str(e))
-      return (int(m.group(1)), 1) if m else (1 << 31, 1)
+      n = int(m.group(1)) if m else 1 << 62
+      return n, f"{n}-pixel"
     except Exception:  # noqa: BLE001  (Pillow raises many kinds for unknown bytes)
       return None
 

@@ -130,15 +130,15 @@ def decode_b64_image(data: Any, name: str, max_pixels: int) -> np.ndarray:
     raise ApiError(400, f"{name}: not valid base64 ({e})") from None
   if not buf:
     raise ApiError(400, f"{name}: empty (no bytes after base64 decoding)")
-  size = inputs.header_size(buf)
-  if size is None:
-    raise ApiError(400, f"{name}: not an image (unrecognised format; send PNG, JPEG, BMP, "
-                        "TIFF or WebP)")
-  w, h = size
-  if w * h == 0:
-    raise ApiError(400, f"{name}: empty image ({w}x{h})")
-  if w * h > max_pixels:
-    raise ApiError(413, f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} "
+  header = inputs.header_pixels(buf)
+  if header is None:
+    raise ApiError(400, f"{name}: not an image (unrecognised format or invalid header; send "
+                        "PNG, JPEG, BMP, TIFF or WebP)")
+  pixels, size = header
+  if pixels == 0:
+    raise ApiError(400, f"{name}: empty image ({size})")
+  if pixels > max_pixels:
+    raise ApiError(413, f"{name}: a {size} image exceeds the limit of {max_pixels} pixels "
                         "(serve.max_image_pixels); refused before decoding")
   img, err = inputs.decode_image(buf, name)
   if err is not None:
