@@ -206,15 +206,18 @@ def _flax_module(name: str, num_classes: int, deploy: bool):
 
 
 def load_backend(name: str, model_dir: str | os.PathLike | None,
-                 dict_path: str | None = None) -> tuple[ProbsFn, Charset, str]:
-  """-> (probs_fn, charset, description) for the weights `model_dir` names."""
+                 dict_path: str | None = None, session_config: dict[str, str] | None = None
+                 ) -> tuple[ProbsFn, Charset, str]:
+  """-> (probs_fn, charset, description) for the weights `model_dir` names; session_config:
+  onnxruntime's, for an exported dir."""
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
   if loader.source_kind(model_dir) == "exported":
     from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
 
     path = os.fspath(model_dir)
-    forward_nchw, cs, meta = onnx_backend.load_inference_dir(path)
+    forward_nchw, cs, meta = onnx_backend.load_inference_dir(path,
+                                                             session_config=session_config)
     if meta["model_name"] != name:
       raise ValueError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
     if meta["pad_widths"] and tuple(meta["pad_widths"]) != preprocess.BUCKETS:
@@ -228,14 +231,16 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
 
 
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,
-                 dict_path: str | None = None, rotate_tall: float = 0.0) -> TextRecognizer:
+                 dict_path: str | None = None, rotate_tall: float = 0.0,
+                 session_config: dict[str, str] | None = None) -> TextRecognizer:
   """PaddleX's `create_model`: a TextRecognizer for registered model `name`.
 
   model_dir: None for the official weights, an Orbax checkpoint dir, an exported inference
   dir (with inference.yml) or a PaddleOCR `.pdparams` file. dict_path: the dictionary of a
   `.pdparams` model (default: the official one). rotate_tall: see `TextRecognizer`.
+  session_config: onnxruntime session config entries, for an exported dir.
   """
-  probs_fn, cs, source = load_backend(name, model_dir, dict_path)
+  probs_fn, cs, source = load_backend(name, model_dir, dict_path, session_config)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
                         rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"))
 
