@@ -221,18 +221,25 @@ def run_load(args, rec, crops: Crops) -> None:
 
 
 def run_soak(args, crops: Crops) -> None:
+  """args.soak requests in `args.soak_steps` steps, the server's RSS after each."""
   srv = Server(args, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                max_queue=args.max_queue)
   try:
     warm = closed_loop(srv.url, crops, args.soak_clients, 600, args.soak_warmup)
-    rss0 = srv.rss_mb()
-    t0 = time.perf_counter()
-    r = closed_loop(srv.url, crops, args.soak_clients, args.soak_seconds, args.soak)
-    rss1 = srv.rss_mb()
-    print(f"\nsoak: {r['ok']} answers in {time.perf_counter() - t0:.0f} s at {args.soak_clients} "
-          f"clients ({r['rps']:.1f} req/s, p99 {r['p99']:.0f} ms), errors {r['errors'] or 0}; "
-          f"server RSS {rss0:.0f} MB after {warm['ok']} warm-up requests -> {rss1:.0f} MB "
-          f"({rss1 - rss0:+.1f} MB)")
+    rss = [srv.rss_mb()]
+    t0, ok, errors = time.perf_counter(), 0, collections.Counter()
+    for _ in range(args.soak_steps):
+      r = closed_loop(srv.url, crops, args.soak_clients, args.soak_seconds / args.soak_steps,
+                      args.soak // args.soak_steps)
+      ok += r["ok"]
+      errors.update(r["errors"])
+      rss.append(srv.rss_mb())
+    dt = time.perf_counter() - t0
+    print(f"\nsoak: {ok} answers in {dt:.0f} s at {args.soak_clients} clients "
+          f"({ok / dt:.1f} req/s), errors {dict(errors) or 0}; server RSS after "
+          f"{warm['ok']} warm-up requests, then every {args.soak // args.soak_steps}: "
+          f"{' '.join(f'{x:.0f}' for x in rss)} MB ({rss[-1] - rss[0]:+.1f} MB; "
+          f"last half {rss[-1] - rss[len(rss) // 2]:+.1f} MB)")
   finally:
     srv.stop()
 
@@ -334,6 +341,7 @@ def main() -> None:
   ap.add_argument("--soak_clients", type=int, default=32)
   ap.add_argument("--soak_seconds", type=float, default=3600.0, help="soak time bound")
   ap.add_argument("--soak_warmup", type=int, default=500)
+  ap.add_argument("--soak_steps", type=int, default=5, help="RSS samples")
   args = ap.parse_args()
   args.concurrency = [int(c) for c in args.concurrency.split(",")]
   ic15 = pathlib.Path(args.ic15)

@@ -308,11 +308,16 @@ def test_full_queue_answers_503_with_retry_after():
       assert headers["retry-after"] == "1" and "busy" in answer["errorMsg"]
 
 
-def test_request_past_the_timeout_gets_504():
+def test_request_past_the_timeout_gets_504_and_is_withdrawn():
+  """Two requests behind a slow forward: both 504; the queued one never reaches a forward."""
+  fn = fake_fn(delay=0.6)
   limits = app_lib.Limits(max_batch=1, max_delay_ms=0, timeout_s=0.2)
-  with serving(app_lib.create_app(fake_fn(delay=0.6), limits)) as url:
-    status, _, answer = post(url, "/text-recognition", json.dumps({"image": b64(GOOD)}).encode())
-  assert status == 504 and "0.2 s" in answer["errorMsg"]
+  with serving(app_lib.create_app(fn, limits)) as url:
+    got = _concurrent(url, [json.dumps({"image": b64(GOOD)}).encode()] * 2)
+    time.sleep(0.8)  # the first forward ends; the withdrawn image must not start another
+  assert [s for s, _, _ in got] == [504, 504]
+  assert "not answered within 0.2 s" in got[0][2]["errorMsg"]
+  assert fn.sizes == [1]
 
 
 def test_inference_error_fails_only_its_request():
@@ -329,7 +334,10 @@ def test_inference_error_fails_only_its_request():
   assert max(fn.sizes) > 1  # they were batched together, then retried one by one
 
 
-def test_load_recognizer_rejects_mismatched_backends(tmp_path):
+def test_load_recognizer_rejects_mismatched_backends(tmp_path, recognizer):
+  exported = recognizer.source.split(":", 1)[1]
+  with pytest.raises(ValueError, match="serve it with backend=onnx"):
+    server_lib.load_recognizer(NAME, exported, "jax", 8)
   (tmp_path / "ckpt").mkdir()
   (tmp_path / "ckpt" / "x").write_text("")
   with pytest.raises(ValueError, match="backend must be one of"):

@@ -187,8 +187,11 @@ def create_app(batch_fn: BatchFn, limits: Limits = Limits(), pipeline: OcrPipeli
       metrics.requests.labels(name).inc()
       t0 = time.perf_counter()
       try:
-        result = await handler(request)
+        result = await asyncio.wait_for(handler(request), limits.timeout_s)
         resp = _answer(200, "Success", result)
+      except asyncio.TimeoutError:
+        metrics.errors.labels(name, "timeout").inc()
+        resp = _answer(504, f"not answered within {limits.timeout_s:g} s (serve.timeout_s)")
       except ApiError as e:
         metrics.errors.labels(name, _KIND.get(e.status, str(e.status))).inc()
         resp = _answer(e.status, e.message, headers=e.headers)
@@ -202,12 +205,9 @@ def create_app(batch_fn: BatchFn, limits: Limits = Limits(), pipeline: OcrPipeli
 
   async def recognize(images: list[np.ndarray]) -> list[tuple[str, float]]:
     try:
-      return await asyncio.wait_for(batcher.submit(images), limits.timeout_s)
+      return await batcher.submit(images)  # cancelled past the timeout: images withdrawn
     except QueueFull as e:
       raise ApiError(503, f"server busy: {e}; retry later", {"Retry-After": "1"}) from None
-    except asyncio.TimeoutError:
-      raise ApiError(504, f"not answered within {limits.timeout_s:g} s "
-                          "(serve.timeout_s)") from None
     except Exception as e:  # pylint: disable=broad-except
       raise ApiError(500, f"inference failed: {type(e).__name__}: {e}") from None
 
@@ -248,10 +248,7 @@ def create_app(batch_fn: BatchFn, limits: Limits = Limits(), pipeline: OcrPipeli
     img = await run_in_threadpool(decode_b64_image, body["file"], "file",
                                   limits.max_image_pixels)
     try:
-      [res] = await asyncio.wait_for(run_in_threadpool(pipeline.predict, [img]),
-                                     limits.timeout_s)
-    except asyncio.TimeoutError:
-      raise ApiError(504, f"not answered within {limits.timeout_s:g} s") from None
+      [res] = await run_in_threadpool(pipeline.predict, [img])
     except Exception as e:  # pylint: disable=broad-except
       raise ApiError(500, f"OCR failed: {type(e).__name__}: {e}") from None
     h, w = img.shape[:2]

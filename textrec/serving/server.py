@@ -74,7 +74,11 @@ def run(config) -> int:
           ModuleNotFoundError) as e:
     print(f"serve: cannot start: {e}", file=sys.stderr)
     return 2
+  import cv2  # pylint: disable=g-import-not-at-top
   import uvicorn  # pylint: disable=g-import-not-at-top
+
+  # errors only: a bad image is answered 400, not logged as a warning
+  cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
   info = {"model": rec.model_name, "source": rec.source}
   app = app_lib.create_app(rec.recognize, limits, info=info)
