@@ -63,6 +63,9 @@ def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
 
 def run(config) -> int:
   """Serves config.model.name as config.serve says; exit code 0, 2 on bad config/model."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/JAX log loading at INFO
   s = config.serve
   try:
     limits = limits_of(s)
@@ -103,7 +106,8 @@ def run(config) -> int:
   # shutdown; ignored then, so a drained server exits 0.
   signal.signal(signal.SIGTERM, signal.SIG_IGN)
   signal.signal(signal.SIGINT, signal.SIG_IGN)
-  asyncio.run(serve())
+  with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
+    runner.run(serve())
   c = app.state.counts
   print(f"serve: stopped; {c['accepted']} requests accepted, {c['answered']} answered",
         file=sys.stderr, flush=True)
