@@ -296,7 +296,7 @@ def _concurrent(url: str, bodies: list[bytes]) -> list[tuple[int, dict, dict]]:
 
 
 def test_full_queue_answers_503_with_retry_after():
-  fn = fake_fn(delay=0.3)
+  fn = fake_fn(delay=0.5)
   limits = app_lib.Limits(max_batch=1, max_delay_ms=0, max_queue=2)
   with serving(app_lib.create_app(fn, limits)) as url:
     body = json.dumps({"image": b64(GOOD)}).encode()

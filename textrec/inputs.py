@@ -91,7 +91,7 @@ def decode_image(buf: bytes | np.ndarray, name: str) -> tuple[np.ndarray | None,
   except cv2.error:
     img = None
   if img is None:
-    return None, f"{name}: not a readable image (corrupt or unsupported format)"
+    return None, f"{name}: not a readable image (corrupt, truncated or unsupported format)"
   return check_image(img, name)
 
 

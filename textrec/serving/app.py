@@ -48,6 +48,7 @@ class OcrPipeline(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
+  """What a server takes (config.serve's fields of the same names)."""
   max_batch: int = 32
   max_delay_ms: float = 5.0
   max_queue: int = 256
@@ -142,8 +143,7 @@ def decode_b64_image(data: Any, name: str, max_pixels: int) -> np.ndarray:
                         "(serve.max_image_pixels); refused before decoding")
   img, err = inputs.decode_image(buf, name)
   if err is not None:
-    raise ApiError(400, err.replace("(corrupt or unsupported format)",
-                                    "(corrupt, truncated or unsupported format)"))
+    raise ApiError(400, err)
   return img
 
 
