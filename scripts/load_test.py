@@ -206,7 +206,8 @@ def run_load(args, rec, crops: Crops) -> None:
                       ("max_batch=1", dict(max_batch=1, max_delay_ms=0))):
     srv = Server(args, **serve, max_queue=args.max_queue)
     try:
-      closed_loop(srv.url, crops, 2, 2, 8)  # warm-up: both connections, first forwards
+      # warm-up: first forwards (JAX compiles each batch size and width on first use)
+      closed_loop(srv.url, crops, max(args.concurrency), 600, args.warmup)
       for c in args.concurrency:
         before = batch_hist(srv.metrics())
         r = closed_loop(srv.url, crops, c, args.seconds, args.max_requests)
@@ -334,6 +335,7 @@ def main() -> None:
   ap.add_argument("--seconds", type=float, default=10.0, help="per load level")
   ap.add_argument("--concurrency", default="1,8,32,128")
   ap.add_argument("--max_requests", type=int, default=20000, help="per load level")
+  ap.add_argument("--warmup", type=int, default=8, help="requests before a server's levels")
   ap.add_argument("--max_batch", type=int, default=32)
   ap.add_argument("--max_delay_ms", type=float, default=5.0)
   ap.add_argument("--max_queue", type=int, default=256)
