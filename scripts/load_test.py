@@ -180,8 +180,8 @@ def row(name: str, r: dict, hist: str = "") -> str:
           f"{r['p95']:.0f} | {r['p99']:.0f} | {errs} | {hist} |")
 
 
-HEADER = ("| server | clients | answers | req/s | p50 ms | p95 ms | p99 ms | errors | batch sizes |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| server | clients | answers | req/s | p50 ms | p95 ms | p99 ms | errors | "
+          "batch sizes |\n|---|---|---|---|---|---|---|---|---|")
 
 
 # ----------------------------------------------------------------------------- runs

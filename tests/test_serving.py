@@ -362,3 +362,18 @@ def test_encode_image_roundtrip():
   back = cv2.imdecode(np.frombuffer(base64.b64decode(encode_image(img)), np.uint8),
                       cv2.IMREAD_COLOR)
   np.testing.assert_array_equal(back, img)
+
+
+def test_official_onnx_as_inference_dir(tmp_path, recognizer, crops):
+  """The official ONNX wrapped as an exported dir: what backend=onnx serves without a
+  model_dir; reads as onnxruntime on the official file does through the same pipeline."""
+  from textrec import predictor  # pylint: disable=g-import-not-at-top
+  from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+  d = official.inference_dir(NAME, str(tmp_path / "x"))
+  assert sorted(os.listdir(d)) == ["inference.onnx", "inference.yml"]
+  assert official.inference_dir(NAME, d) == d  # reused
+  model = predictor.create_model(NAME, model_dir=d)
+  assert not model.pad_batch and model.source == f"exported:{d}"
+  imgs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for _, b in crops[:4]]
+  assert model.recognize(imgs) == recognizer.recognize(imgs)

@@ -183,11 +183,18 @@ def inference_dir(model_name: str = "PP-OCRv4_mobile_rec", out_dir: str | None =
                                 {"onnx": "inference.onnx"}, source=f"official:{onnx_path}")
   cfg["Global"]["input"]["name"] = m.graph.input[0].name
   cfg["Global"]["output"]["name"] = m.graph.output[0].name
-  os.makedirs(out_dir, exist_ok=True)
-  link = os.path.join(out_dir, "inference.onnx")
-  if os.path.lexists(link):
-    os.remove(link)
-  os.symlink(onnx_path, link)
-  export.write_yml(yml + ".tmp", cfg)
-  os.replace(yml + ".tmp", yml)  # written last: its presence marks a complete dir
+  parent = os.path.dirname(os.path.abspath(out_dir))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+  try:
+    os.symlink(onnx_path, os.path.join(tmp, "inference.onnx"))
+    export.write_yml(os.path.join(tmp, export.YML_FILE), cfg)
+    if os.path.isdir(out_dir):  # incomplete (no yml): replaced
+      shutil.rmtree(out_dir)
+    os.rename(tmp, out_dir)
+  except OSError:
+    if not os.path.isfile(yml):  # not a concurrent writer's finished dir: a real failure
+      raise
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
   return out_dir
