@@ -155,6 +155,7 @@ def test_cli_serves_and_drains_on_sigterm(crops):
       assert line or proc.poll() is None, "server exited before serving"
     url = line.split(" on ")[1].split()[0]
     payload = json.dumps({"images": [b64(b) for _, b in crops[:10]]}).encode()
+
     def timed_post():
       return post(url, "/text-recognition", payload), time.monotonic()
 
@@ -164,7 +165,7 @@ def test_cli_serves_and_drains_on_sigterm(crops):
       while accepted not in c.request("GET", "/metrics")[2].decode():
         assert time.monotonic() < deadline + 60, "requests not accepted"
         time.sleep(0.01)
-      proc.send_signal(signal.SIGTERM)  # all four accepted, their 40 crops not yet read
+      proc.send_signal(signal.SIGTERM)  # all four accepted, their 40 crops not all read yet
       t_term = time.monotonic()
       answers = [f.result(timeout=60) for f in futs]
     assert [a[0][0] for a in answers] == [200] * 4
