@@ -1,6 +1,6 @@
 """Shared config sections. Each model's config file calls `base(model_name)` and overrides.
 
-Sections: model, data, train, optim, evaluate, predict, check_dataset, export.
+Sections: model, data, train, optim, evaluate, predict, check_dataset, export, serve.
 The config is locked, so `--config.trian.steps=1` is an error, not a silent no-op.
 """
 from __future__ import annotations
@@ -122,9 +122,25 @@ def export_section() -> mlc.ConfigDict:
   ))
 
 
+def serve_section() -> mlc.ConfigDict:
+  return mlc.ConfigDict(dict(
+      model_dir="",            # "" = official weights; else as predict.model_dir
+      backend="auto",          # auto (onnx for an exported dir, else jax) | onnx | jax
+      host="127.0.0.1",
+      port=8080,               # 0 = any free port (printed at start)
+      max_batch=32,            # images per forward
+      max_delay_ms=5.0,        # how long a batch waits for company after its first image
+      max_queue=256,           # images waiting; beyond it requests get 503 + Retry-After
+      max_image_pixels=16_000_000,  # width x height from the header, checked before decoding
+      max_body_bytes=8_000_000,     # larger request bodies get 413
+      timeout_s=30.0,          # per request; 504 past it
+      access_log=False,        # uvicorn's per-request log lines
+  ))
+
+
 def base(model_name: str) -> mlc.ConfigDict:
   c = mlc.ConfigDict()
-  c.mode = "train"           # train | evaluate | predict | check_dataset | export
+  c.mode = "train"           # train | evaluate | predict | check_dataset | export | serve
   c.seed = 0
   c.output_dir = "output"
   c.dataset_dir = ""         # "" = the embedded demo dataset (generated on first use)
@@ -136,4 +152,5 @@ def base(model_name: str) -> mlc.ConfigDict:
   c.predict = predict_section()
   c.check_dataset = check_dataset_section()
   c.export = export_section()
+  c.serve = serve_section()
   return c

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 from typing import Any, Iterable, Iterator
 
 import cv2
@@ -57,6 +58,43 @@ def check_image(img: Any, name: str) -> tuple[np.ndarray | None, str | None]:
   return np.ascontiguousarray(bgr), None
 
 
+def header_pixels(buf: bytes) -> tuple[int, str] | None:
+  """(pixel count, "WxH") from an encoded image's header, read without decoding the pixels
+  (so a decompression bomb costs nothing); None when Pillow does not recognise the bytes."""
+  import io  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+      with Image.open(io.BytesIO(buf)) as im:
+        w, h = im.size
+        return w * h, f"{w}x{h}"
+    except Image.DecompressionBombError as e:  # > 2x Pillow's own limit: only the count
+      m = re.search(r"\((\d+) pixels", str(e))
+      n = int(m.group(1)) if m else 1 << 62
+      return n, f"{n}-pixel"
+    except Exception:  # noqa: BLE001  (Pillow raises many kinds for unknown bytes)
+      return None
+
+
+def decode_image(buf: bytes | np.ndarray, name: str) -> tuple[np.ndarray | None, str | None]:
+  """Decodes encoded image bytes as OpenCV's imread(IMREAD_COLOR) does -> (BGR uint8, None)
+  or (None, error naming `name`)."""
+  buf = np.frombuffer(buf, np.uint8) if isinstance(buf, (bytes, bytearray)) else buf
+  if buf.size == 0:
+    return None, f"{name}: empty file"
+  try:
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+  except cv2.error:
+    img = None
+  if img is None:
+    return None, f"{name}: not a readable image (corrupt, truncated or unsupported format)"
+  return check_image(img, name)
+
+
 def read_image(path: str) -> tuple[np.ndarray | None, str | None]:
   """Decodes an image file as OpenCV's imread(IMREAD_COLOR) does -> (BGR uint8, None) or
   (None, error naming the file)."""
@@ -68,15 +106,7 @@ def read_image(path: str) -> tuple[np.ndarray | None, str | None]:
     buf = np.fromfile(path, dtype=np.uint8)
   except OSError as e:
     return None, f"{path}: cannot read ({e.strerror or e})"
-  if buf.size == 0:
-    return None, f"{path}: empty file"
-  try:
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-  except cv2.error:
-    img = None
-  if img is None:
-    return None, f"{path}: not a readable image (corrupt or unsupported format)"
-  return check_image(img, path)
+  return decode_image(buf, path)
 
 
 def _walk_dir(root: str) -> Iterator[str]:

@@ -1,6 +1,6 @@
 """Entry point: `python -m textrec.main --config=configs/v4_mobile.py [--config.key=value ...]`.
 
-Dispatches on `config.mode`: train | evaluate | predict | check_dataset | export.
+Dispatches on `config.mode`: train | evaluate | predict | check_dataset | export | serve.
 On Linux it first re-executes itself with transparent huge pages for malloc
 (`textrec.hugepages`: XLA:CPU train steps 1.1-1.3x faster; TEXTREC_HUGEPAGES=0 opts out).
 """
@@ -22,6 +22,7 @@ MODES = {
     "predict": "textrec.predictor:run",
     "check_dataset": "textrec.dataset_tools:run",
     "export": "textrec.export:run",
+    "serve": "textrec.serving.server:run",
 }
 
 

@@ -56,9 +56,14 @@ def _providers() -> list[str]:
 
 
 def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = None,
-                       intra_op_threads: int = 0
+                       intra_op_threads: int = 0, session_config: dict[str, str] | None = None
                        ) -> tuple[Callable[[np.ndarray], np.ndarray], Charset, dict]:
-  """-> (forward x f32[B, 3, H, W] -> probs f32[B, T, C], Charset, meta)."""
+  """-> (forward x f32[B, 3, H, W] -> probs f32[B, T, C], Charset, meta).
+
+  session_config: onnxruntime session config entries, e.g.
+  {"session.intra_op.allow_spinning": "0"} (threads sleep rather than spin between ops: on
+  a shared CPU, measured 1.7x faster; the server sets it).
+  """
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
   path = os.fspath(path)
@@ -79,6 +84,8 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   opts = ort.SessionOptions()
   if intra_op_threads:
     opts.intra_op_num_threads = int(intra_op_threads)
+  for k, v in (session_config or {}).items():
+    opts.add_session_config_entry(k, v)
   sess = ort.InferenceSession(onnx_path, opts, providers=providers or _providers())
   n_cls = sess.get_outputs()[0].shape[-1]
   if not isinstance(n_cls, int):

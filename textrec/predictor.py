@@ -97,11 +97,13 @@ class TextRecognizer:
   also read turned 90 degrees each way and the most confident of the three readings is kept.
   Vertical and steeply rotated words (a tenth of ICDAR 2015's crops) cannot be read along a
   tall crop's width; PaddleOCR's OCR pipeline turns such crops (h/w >= 1.5) before
-  recognition, without choosing the direction.
+  recognition, without choosing the direction. `pad_batch`: pad each group's batch dim to
+  `batch_sizes` (few jit compiles); False runs groups as they are (onnxruntime).
   """
 
   def __init__(self, model_name: str, probs_fn: ProbsFn, charset: Charset,
-               batch_size: int = 8, source: str = "", rotate_tall: float = 0.0):
+               batch_size: int = 8, source: str = "", rotate_tall: float = 0.0,
+               pad_batch: bool = True):
     if not rotate_tall >= 0:
       raise ValueError(f"rotate_tall must be >= 0 (0 = off); got {rotate_tall}")
     self.model_name = model_name
@@ -110,6 +112,7 @@ class TextRecognizer:
     self.batch_size = int(batch_size)
     self.source = source
     self.rotate_tall = float(rotate_tall)
+    self.pad_batch = bool(pad_batch)
 
   def __repr__(self) -> str:
     return f"TextRecognizer({self.model_name!r}, source={self.source!r})"
@@ -141,7 +144,7 @@ class TextRecognizer:
     """BGR uint8 crops -> [(text, score)] in order, each padded to its own bucket width.
 
     Crops are sorted by aspect ratio and grouped by bucket width; each group's batch dim is
-    padded to one of `batch_sizes(max(batch_size, len(group)))`.
+    padded to one of `batch_sizes(max(batch_size, len(group)))` (when `pad_batch`).
     """
     bs = int(batch_size or self.batch_size)
     out: list[tuple[str, float] | None] = [None] * len(images)
@@ -152,7 +155,7 @@ class TextRecognizer:
       groups.setdefault(widths[i], []).append(i)
     for width, idx in sorted(groups.items()):
       sizes = batch_sizes(max(bs, len(idx)))
-      pad_to = next(s for s in sizes if s >= len(idx))
+      pad_to = next(s for s in sizes if s >= len(idx)) if self.pad_batch else len(idx)
       x = np.zeros((pad_to, preprocess.HEIGHT, width, 3), np.float32)
       for k, i in enumerate(idx):
         x[k] = preprocess.resize_norm(images[i], width)
@@ -207,9 +210,11 @@ def _flax_module(name: str, num_classes: int, deploy: bool):
 
 
 def load_backend(name: str, model_dir: str | os.PathLike | None,
-                 dict_path: str | None = None, prefix: str | None = None
+                 dict_path: str | None = None, prefix: str | None = None,
+                 session_config: dict[str, str] | None = None
                  ) -> tuple[ProbsFn, Charset, str]:
-  """-> (probs_fn, charset, description) for the weights `model_dir` names."""
+  """-> (probs_fn, charset, description) for the weights `model_dir` names; prefix: the model
+  of a distillation .pdparams; session_config: onnxruntime's, for an exported dir."""
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
   kind, resolved = loader.resolve(model_dir)
@@ -217,7 +222,8 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
     from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
 
     path = resolved
-    forward_nchw, cs, meta = onnx_backend.load_inference_dir(path)
+    forward_nchw, cs, meta = onnx_backend.load_inference_dir(path,
+                                                             session_config=session_config)
     if meta["model_name"] != name:
       raise ValueError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
     if meta["pad_widths"] and tuple(meta["pad_widths"]) != preprocess.BUCKETS:
@@ -236,7 +242,8 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
 
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,
                  dict_path: str | None = None, rotate_tall: float = 0.0,
-                 prefix: str | None = None) -> TextRecognizer:
+                 prefix: str | None = None, session_config: dict[str, str] | None = None
+                 ) -> TextRecognizer:
   """PaddleX's `create_model`: a TextRecognizer for registered model `name`.
 
   model_dir (told apart by content): None for the official weights, a Paddle inference dir
@@ -245,13 +252,13 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   PaddleOCR `.pdparams` file. dict_path: the dictionary of a model whose files carry none
   (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
   prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
-  `TextRecognizer`.
+  `TextRecognizer`. session_config: onnxruntime session config entries, for an exported dir.
   """
   if model_dir_kind(model_dir) != "exported":
     enable_compile_cache()  # a fresh process reuses earlier runs' compiled programs
-  probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix)
+  probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
-                        rotate_tall=rotate_tall)
+                        rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"))
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -1,0 +1,368 @@
+"""Load, soak, bad-input and fault runs against `--config.mode=serve` (loopback only).
+
+Each server is a subprocess on a free 127.0.0.1 port; clients are closed-loop threads, each
+with one kept-alive connection, sending one IC15 val crop per request. Every 200 answer is
+checked against single-image predict in this process (same backend): identical text.
+Every loop is bounded in time (--seconds) and count (--max-requests).
+
+  python scripts/load_test.py                      # load: batching vs max_batch=1 vs direct
+  python scripts/load_test.py --only=soak --soak=20000
+  python scripts/load_test.py --only=bad,faults
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import importlib.util
+import itertools
+import json
+import os
+import pathlib
+import re
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import cv2
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from textrec.serving import server as server_lib  # noqa: E402
+from textrec.serving.client import Client  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- server
+
+
+class Server:
+  """`python -m textrec.main --config.mode=serve` in a subprocess; stderr kept in `lines`."""
+
+  def __init__(self, args, **serve: object):
+    flags = dict(backend=args.backend, model_dir=args.model_dir, port=0, **serve)
+    cmd = [sys.executable, "-m", "textrec.main", f"--config={args.config}",
+           "--config.mode=serve"] + [f"--config.serve.{k}={v}" for k, v in flags.items()]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    self.lines: list[str] = []
+    self.url = ""
+    ready = threading.Event()
+
+    def read():
+      for line in self.proc.stderr:
+        self.lines.append(line.rstrip())
+        m = re.search(r" on (http://\S+)", line)
+        if m and not self.url:
+          self.url = m.group(1)
+          ready.set()
+      ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(120) or not self.url:
+      self.proc.kill()
+      raise RuntimeError("server did not start:\n" + "\n".join(self.lines[-20:]))
+
+  def rss_mb(self) -> float:
+    with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as f:
+      kb = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+    return kb / 1024
+
+  def metrics(self) -> str:
+    with Client(self.url) as c:
+      return c.request("GET", "/metrics")[2].decode()
+
+  def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+    if self.proc.poll() is None:
+      self.proc.send_signal(sig)
+    rc = self.proc.wait(timeout)
+    time.sleep(0.1)  # the reader thread takes the last lines
+    return rc
+
+
+def batch_hist(metrics: str) -> dict[str, float]:
+  """le -> cumulative count of textrec_batch_size (plus "sum")."""
+  out = {le: float(v) for le, v in re.findall(r'textrec_batch_size_bucket\{le="([^"]+)"\} (\S+)',
+                                              metrics)}
+  out["sum"] = float(re.search(r"textrec_batch_size_sum (\S+)", metrics).group(1))
+  return out
+
+
+def hist_delta(before: dict[str, float], after: dict[str, float]) -> str:
+  """'size<=le: n' per bucket that got forwards, and the mean batch."""
+  cum = {k: after[k] - before.get(k, 0.0) for k in after if k != "sum"}
+  les = sorted((k for k in cum if k != "+Inf"), key=float) + ["+Inf"]
+  parts, prev = [], 0.0
+  for le in les:
+    n = cum[le] - prev
+    prev = cum[le]
+    if n:
+      parts.append(f"<={le.replace('.0', '')}:{int(n)}")
+  total = cum["+Inf"]
+  mean = (after["sum"] - before.get("sum", 0.0)) / total if total else 0.0
+  return f"mean {mean:.1f} ({' '.join(parts)})"
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+class Crops:
+  """IC15 val crops: request bodies and the single-image predict texts to check against."""
+
+  def __init__(self, ic15: pathlib.Path, n: int, rec):
+    lines = (ic15 / "val.txt").read_text(encoding="utf-8").splitlines()[:n]
+    raw = [(ic15 / ln.split("\t")[0]).read_bytes() for ln in lines]
+    self.images = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for b in raw]
+    self.bodies = [json.dumps({"image": base64.b64encode(b).decode()}).encode() for b in raw]
+    t0 = time.perf_counter()
+    self.texts = [rec.recognize([im])[0][0] for im in self.images]
+    self.alone_s = time.perf_counter() - t0
+
+
+def closed_loop(url: str, crops: Crops, clients: int, seconds: float, max_requests: int,
+                stop_event: threading.Event | None = None) -> dict:
+  """`clients` threads send requests back to back for `seconds` (or `max_requests` in all)."""
+  counter = itertools.count()
+  lat: list[float] = []
+  outcomes: collections.Counter = collections.Counter()
+  lock = threading.Lock()
+  t_end = time.monotonic() + seconds
+
+  def worker():
+    c = Client(url, timeout=120, retries=0)
+    while time.monotonic() < t_end and not (stop_event and stop_event.is_set()):
+      n = next(counter)
+      if n >= max_requests:
+        break
+      i = n % len(crops.bodies)
+      t0 = time.perf_counter()
+      try:
+        status, _, data = c.request("POST", "/text-recognition", crops.bodies[i])
+      except OSError as e:
+        with lock:
+          outcomes[f"connection error ({type(e).__name__})"] += 1
+        c.close()
+        time.sleep(0.05)
+        continue
+      dt = time.perf_counter() - t0
+      if status == 200:
+        text = json.loads(data)["result"]["texts"][0]["rec_text"]
+        kind = "ok" if text == crops.texts[i] else "text differs from predict"
+      else:
+        kind = f"HTTP {status}"
+      with lock:
+        outcomes[kind] += 1
+        if kind == "ok":
+          lat.append(dt)
+    c.close()
+
+  threads = [threading.Thread(target=worker) for _ in range(clients)]
+  t0 = time.perf_counter()
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  wall = time.perf_counter() - t0
+  ms = np.percentile(np.asarray(lat) * 1e3, [50, 95, 99]) if lat else [np.nan] * 3
+  return dict(clients=clients, wall=wall, ok=outcomes["ok"], rps=outcomes["ok"] / wall,
+              p50=ms[0], p95=ms[1], p99=ms[2],
+              errors={k: v for k, v in outcomes.items() if k != "ok"})
+
+
+def row(name: str, r: dict, hist: str = "") -> str:
+  errs = sum(r["errors"].values())
+  return (f"| {name} | {r['clients']} | {r['ok']} | {r['rps']:.1f} | {r['p50']:.0f} | "
+          f"{r['p95']:.0f} | {r['p99']:.0f} | {errs} | {hist} |")
+
+
+HEADER = ("| server | clients | answers | req/s | p50 ms | p95 ms | p99 ms | errors | "
+          "batch sizes |\n|---|---|---|---|---|---|---|---|---|")
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def run_direct(rec, crops: Crops, seconds: float, batch: int) -> float:
+  """onnxruntime (or JAX) called in-process on the same crops: images/s, the ceiling."""
+  n, t0 = 0, time.perf_counter()
+  for k in itertools.count():
+    if time.perf_counter() - t0 >= seconds:
+      break
+    idx = [(k * batch + j) % len(crops.images) for j in range(batch)]
+    rec.recognize([crops.images[i] for i in idx])
+    n += batch
+  return n / (time.perf_counter() - t0)
+
+
+def run_load(args, rec, crops: Crops) -> None:
+  print(f"\nload: {args.seconds:g} s per level, {len(crops.bodies)} IC15 val crops\n{HEADER}")
+  for name, serve in (("batching", dict(max_batch=args.max_batch,
+                                        max_delay_ms=args.max_delay_ms)),
+                      ("max_batch=1", dict(max_batch=1, max_delay_ms=0))):
+    srv = Server(args, **serve, max_queue=args.max_queue)
+    try:
+      # warm-up: first forwards (JAX compiles each batch size and width on first use)
+      closed_loop(srv.url, crops, max(args.concurrency), 600, args.warmup)
+      for c in args.concurrency:
+        before = batch_hist(srv.metrics())
+        r = closed_loop(srv.url, crops, c, args.seconds, args.max_requests)
+        print(row(name, r, hist_delta(before, batch_hist(srv.metrics()))), flush=True)
+        if r["errors"]:
+          print(f"  errors: {r['errors']}")
+    finally:
+      srv.stop()
+  for b in (1, args.max_batch):
+    ips = run_direct(rec, crops, args.seconds, b)
+    print(f"| direct in-process, batch {b} | - | - | {ips:.1f} img/s | | | | | |", flush=True)
+
+
+def run_soak(args, crops: Crops) -> None:
+  """args.soak requests in `args.soak_steps` steps, the server's RSS after each."""
+  srv = Server(args, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
+               max_queue=args.max_queue)
+  try:
+    warm = closed_loop(srv.url, crops, args.soak_clients, 600, args.soak_warmup)
+    rss = [srv.rss_mb()]
+    t0, ok, errors = time.perf_counter(), 0, collections.Counter()
+    for _ in range(args.soak_steps):
+      r = closed_loop(srv.url, crops, args.soak_clients, args.soak_seconds / args.soak_steps,
+                      args.soak // args.soak_steps)
+      ok += r["ok"]
+      errors.update(r["errors"])
+      rss.append(srv.rss_mb())
+    dt = time.perf_counter() - t0
+    print(f"\nsoak: {ok} answers in {dt:.0f} s at {args.soak_clients} clients "
+          f"({ok / dt:.1f} req/s), errors {dict(errors) or 0}; server RSS after "
+          f"{warm['ok']} warm-up requests, then every {args.soak // args.soak_steps}: "
+          f"{' '.join(f'{x:.0f}' for x in rss)} MB ({rss[-1] - rss[0]:+.1f} MB; "
+          f"last half {rss[-1] - rss[len(rss) // 2]:+.1f} MB)")
+  finally:
+    srv.stop()
+
+
+def png_header(w: int, h: int) -> bytes:
+  """A PNG whose header says w x h, with no pixel data (a decompression bomb's header)."""
+  def chunk(t: bytes, d: bytes) -> bytes:
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+  return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+          chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def bad_requests(good: bytes) -> list[tuple[str, bytes]]:
+  enc = lambda b: base64.b64encode(b).decode()  # noqa: E731
+  js = lambda o: json.dumps(o).encode()  # noqa: E731
+  thin = cv2.imencode(".png", np.zeros((1, 500, 3), np.uint8))[1].tobytes()
+  return [
+      ("invalid base64", js({"image": "%%not base64%%"})),
+      ("non-image bytes", js({"image": enc(b"GIF? no. " * 50)})),
+      ("truncated PNG", js({"image": enc(good[:len(good) // 2])})),
+      ("empty body", b""),
+      ("0x0 image", js({"image": enc(png_header(0, 0))})),
+      ("1x500 image", js({"image": enc(thin)})),
+      ("20000x20000 header", js({"image": enc(png_header(20000, 20000))})),
+      ("wrong JSON type", js({"image": [1, 2]})),
+      ("unknown field", js({"image": enc(good), "lang": "en"})),
+      ("50 MB body", b'{"image": "' + b"A" * (50 << 20) + b'"}'),
+  ]
+
+
+def run_bad(args, crops: Crops) -> None:
+  """Bad requests sent while 8 clients keep a good load going; the good load must see no
+  error and every bad request its status and one line."""
+  srv = Server(args, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms)
+  try:
+    box: dict = {}
+    load = threading.Thread(target=lambda: box.update(
+        r=closed_loop(srv.url, crops, 8, 600, 10**9, stop_event=box["stop"])))
+    box["stop"] = threading.Event()
+    load.start()
+    print("\nbad input (while 8 clients send good crops):\n| request | status | errorMsg |\n"
+          "|---|---|---|")
+    good = base64.b64decode(json.loads(crops.bodies[0])["image"])
+    for name, body in bad_requests(good):
+      with Client(srv.url, retries=0) as c:
+        status, _, data = c.request("POST", "/text-recognition", body)
+      msg = json.loads(data)
+      text = msg["errorMsg"] if status != 200 else f"rec_text {msg['result']['texts']}"
+      print(f"| {name} | {status} | {text[:150]} |", flush=True)
+    box["stop"].set()
+    load.join()
+    r = box["r"]
+    print(f"good load meanwhile: {r['ok']} answers, errors {r['errors'] or 0}; server alive: "
+          f"{srv.proc.poll() is None}")
+  finally:
+    srv.stop()
+
+
+def run_faults(args, crops: Crops) -> None:
+  """kill -9 and SIGTERM, each 1.5 s into a 16-client load run."""
+  print("\nfaults (16 clients, signal 1.5 s in):")
+  for sig in (signal.SIGKILL, signal.SIGTERM):
+    srv = Server(args, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms)
+    closed_loop(srv.url, crops, 2, 2, 8)
+    threading.Timer(1.5, srv.proc.send_signal, (sig,)).start()
+    r = closed_loop(srv.url, crops, 16, 4, args.max_requests)
+    rc = srv.stop()
+    said = [ln for ln in srv.lines if "accepted" in ln]
+    print(f"{signal.Signals(sig).name}: {r['ok']} answers ok, other outcomes {r['errors']}; "
+          f"exit {rc}; server: {said[-1] if said else '(nothing: killed)'}")
+    if sig == signal.SIGKILL:
+      srv = Server(args)
+      with Client(srv.url) as c:
+        ok = c.call("/text-recognition", json.loads(crops.bodies[0]))["texts"][0]["rec_text"]
+      print(f"restarted: answers again ({ok!r} == predict: {ok == crops.texts[0]})")
+      srv.stop()
+    else:
+      accepted = int(re.search(r"(\d+) requests accepted", said[-1]).group(1)) if said else -1
+      # the warm-up's 8 requests are accepted too
+      print(f"SIGTERM: accepted {accepted} = {r['ok']} client answers + 8 warm-up: "
+            f"{accepted == r['ok'] + 8}")
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--config", default="configs/v4_mobile.py")
+  ap.add_argument("--backend", default="onnx")
+  ap.add_argument("--model_dir", dest="model_dir", default="")
+  ap.add_argument("--ic15", default=str(REPO.parent / "shared" / "data" / "ic15_rec"))
+  ap.add_argument("--crops", type=int, default=200, help="IC15 val crops cycled through")
+  ap.add_argument("--only", default="load", help="comma list of load,soak,bad,faults")
+  ap.add_argument("--seconds", type=float, default=10.0, help="per load level")
+  ap.add_argument("--concurrency", default="1,8,32,128")
+  ap.add_argument("--max_requests", type=int, default=20000, help="per load level")
+  ap.add_argument("--warmup", type=int, default=8, help="requests before a server's levels")
+  ap.add_argument("--max_batch", type=int, default=32)
+  ap.add_argument("--max_delay_ms", type=float, default=5.0)
+  ap.add_argument("--max_queue", type=int, default=256)
+  ap.add_argument("--soak", type=int, default=20000, help="soak requests")
+  ap.add_argument("--soak_clients", type=int, default=32)
+  ap.add_argument("--soak_seconds", type=float, default=3600.0, help="soak time bound")
+  ap.add_argument("--soak_warmup", type=int, default=500)
+  ap.add_argument("--soak_steps", type=int, default=5, help="RSS samples")
+  args = ap.parse_args()
+  args.concurrency = [int(c) for c in args.concurrency.split(",")]
+  ic15 = pathlib.Path(args.ic15)
+  if not (ic15 / "val.txt").is_file():
+    sys.exit(f"{ic15}/val.txt not found (--ic15=DIR)")
+  spec = importlib.util.spec_from_file_location("cfg", REPO / args.config)
+  cfg = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(cfg)
+  rec = server_lib.load_recognizer(cfg.get_config().model.name, args.model_dir, args.backend,
+                                   args.max_batch)
+  crops = Crops(ic15, args.crops, rec)
+  print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+        f"{rec.model_name} ({rec.source}); reference: {len(crops.images)} crops one at a time "
+        f"in {crops.alone_s:.1f} s")
+  runs = dict(load=lambda: run_load(args, rec, crops), soak=lambda: run_soak(args, crops),
+              bad=lambda: run_bad(args, crops), faults=lambda: run_faults(args, crops))
+  for name in args.only.split(","):
+    runs[name]()
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,114 @@
+"""`--config.mode=serve`: loads the recognizer and serves it with uvicorn until SIGTERM/SIGINT.
+
+On SIGTERM the server stops accepting connections, answers every request it has accepted,
+prints how many it accepted and answered, and exits 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from textrec import predictor
+from textrec.serving import app as app_lib
+
+BACKENDS = ("auto", "onnx", "jax")
+
+
+def limits_of(s) -> app_lib.Limits:
+  """config.serve -> Limits; raises ValueError naming a bad value."""
+  lim = app_lib.Limits(max_batch=int(s.max_batch), max_delay_ms=float(s.max_delay_ms),
+                       max_queue=int(s.max_queue), max_image_pixels=int(s.max_image_pixels),
+                       max_body_bytes=int(s.max_body_bytes), timeout_s=float(s.timeout_s))
+  for k in ("max_batch", "max_queue", "max_image_pixels", "max_body_bytes", "timeout_s"):
+    if not getattr(lim, k) > 0:
+      raise ValueError(f"serve.{k} must be > 0, got {getattr(lim, k)}")
+  if lim.max_delay_ms < 0:
+    raise ValueError(f"serve.max_delay_ms must be >= 0, got {lim.max_delay_ms}")
+  return lim
+
+
+def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
+                    rotate_tall: float = 0.0) -> predictor.TextRecognizer:
+  """The recognizer to serve. backend "onnx": an exported inference dir through onnxruntime
+  (no JAX), or the official ONNX when model_dir is ""; "jax": anything create_model takes
+  but an exported dir; "auto": onnx for an exported dir, else jax."""
+  if backend not in BACKENDS:
+    raise ValueError(f"serve.backend must be one of {BACKENDS}, got {backend!r}")
+  kind = predictor.model_dir_kind(model_dir or None)
+  if backend == "auto":
+    backend = "onnx" if kind == "exported" else "jax"
+  if backend == "onnx" and kind == "official":
+    from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+    model_dir = official.inference_dir(name)
+  elif backend == "onnx" and kind != "exported":
+    raise ValueError(f"backend=onnx serves an exported inference dir; {model_dir!r} is a "
+                     f"{kind} model: export it (--config.mode=export) or use backend=jax")
+  elif backend == "jax" and kind == "exported":
+    raise ValueError(f"{model_dir!r} is an exported inference dir: serve it with backend=onnx")
+  if backend == "jax":
+    predictor.enable_compile_cache()
+  # onnxruntime's threads sleep between ops instead of spinning: the event loop needs the
+  # CPU too (2-core CPU, shared: 1.7x the images/s).
+  return predictor.create_model(name, model_dir=model_dir or None, batch_size=max_batch,
+                                rotate_tall=rotate_tall,
+                                session_config={"session.intra_op.allow_spinning": "0"})
+
+
+def run(config) -> int:
+  """Serves config.model.name as config.serve says; exit code 0, 2 on bad config/model."""
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
+  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/JAX log loading at INFO
+  s = config.serve
+  try:
+    limits = limits_of(s)
+    t0 = time.perf_counter()
+    rec = load_recognizer(config.model.name, s.model_dir, s.backend, limits.max_batch,
+                          float(config.predict.rotate_tall))
+    rec.recognize([np.full((48, 160, 3), 255, np.uint8)])  # loads / compiles before serving
+  except (FileNotFoundError, ValueError, KeyError, NotImplementedError,
+          ModuleNotFoundError) as e:
+    print(f"serve: cannot start: {e}", file=sys.stderr)
+    return 2
+  import cv2  # pylint: disable=g-import-not-at-top
+  import uvicorn  # pylint: disable=g-import-not-at-top
+
+  # errors only: a bad image is answered 400, not logged as a warning
+  cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+  info = {"model": rec.model_name, "source": rec.source}
+  app = app_lib.create_app(rec.recognize, limits, info=info)
+  server = uvicorn.Server(uvicorn.Config(
+      app, host=s.host, port=int(s.port), log_level="warning", access_log=bool(s.access_log),
+      timeout_graceful_shutdown=limits.timeout_s + 5))
+  if not s.access_log:
+    logging.getLogger("uvicorn.access").disabled = True
+  load_s = time.perf_counter() - t0
+
+  async def serve() -> None:
+    task = asyncio.ensure_future(server.serve())
+    while not server.started and not task.done():
+      await asyncio.sleep(0.02)
+    if server.started:
+      host, port = server.servers[0].sockets[0].getsockname()[:2]
+      print(f"serve: {rec.model_name} ({rec.source}) on http://{host}:{port} "
+            f"(loaded in {load_s:.1f} s; pid {os.getpid()})", file=sys.stderr, flush=True)
+    await task
+
+  # uvicorn handles SIGTERM/SIGINT while serving and re-raises them after its graceful
+  # shutdown; ignored then, so a drained server exits 0.
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
+    runner.run(serve())
+  c = app.state.counts
+  print(f"serve: stopped; {c['accepted']} requests accepted, {c['answered']} answered",
+        file=sys.stderr, flush=True)
+  return 0 if server.started else 1
