@@ -113,8 +113,9 @@ def main() -> int:
   ap.add_argument("--repeats", type=int, default=5, help="rounds; each times every runtime")
   ap.add_argument("--min_time", type=float, default=1.0, help="seconds per runtime per round")
   ap.add_argument("--weights", default="", help="name=DIR,... (default: see the docstring)")
-  ap.add_argument("--paddle_dirs", default=f"PP-OCRv4_mobile_rec={FIXTURES / 'PP-OCRv4_mobile_rec'},"
-                                           f"ch_RepSVTR_rec={FIXTURES / 'ch_RepSVTR_rec'}")
+  ap.add_argument("--paddle_dirs",
+                  default=",".join(f"{m}={FIXTURES / m}" for m in ("PP-OCRv4_mobile_rec",
+                                                                  "ch_RepSVTR_rec")))
   ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "textrec",
                                                   "bench_runtimes"))
   args = ap.parse_args()

@@ -17,25 +17,23 @@ def shared_dir() -> pathlib.Path:
   return SHARED
 
 
-@pytest.fixture(scope="session")
-def ic15_dir(shared_dir) -> pathlib.Path:
-  d = shared_dir / "data" / "ic15_rec"
+def _sub(shared: pathlib.Path, *parts: str) -> pathlib.Path:
+  d = shared.joinpath(*parts)
   if not d.is_dir():
     pytest.skip(f"{d} is absent")
   return d
+
+
+@pytest.fixture(scope="session")
+def ic15_dir(shared_dir) -> pathlib.Path:
+  return _sub(shared_dir, "data", "ic15_rec")
 
 
 @pytest.fixture(scope="session")
 def paddle_ref_dir(shared_dir) -> pathlib.Path:
-  d = shared_dir / "fixtures" / "paddle_ref"
-  if not d.is_dir():
-    pytest.skip(f"{d} is absent")
-  return d
+  return _sub(shared_dir, "fixtures", "paddle_ref")
 
 
 @pytest.fixture(scope="session")
 def paddle_infer_dir(shared_dir) -> pathlib.Path:
-  d = shared_dir / "fixtures" / "paddle_infer"
-  if not d.is_dir():
-    pytest.skip(f"{d} is absent")
-  return d
+  return _sub(shared_dir, "fixtures", "paddle_infer")

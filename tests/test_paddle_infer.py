@@ -27,17 +27,12 @@ MOBILE = "PP-OCRv4_mobile_rec"
 TRAINING_ONLY = ("head.gtc_head.", "head.before_gtc.")
 
 
-@pytest.fixture(scope="session")
-def infer_dir(paddle_infer_dir) -> pathlib.Path:
-  return paddle_infer_dir
-
-
 @pytest.fixture(scope="module")
-def legacy_mobile(infer_dir, tmp_path_factory) -> pathlib.Path:
+def legacy_mobile(paddle_infer_dir, tmp_path_factory) -> pathlib.Path:
   """The legacy directory made whole: its .pdiparams is the PIR folder's (README)."""
   d = tmp_path_factory.mktemp("legacy") / MOBILE
-  shutil.copytree(infer_dir / f"{MOBILE}_legacy", d)
-  shutil.copy(infer_dir / MOBILE / "inference.pdiparams", d)
+  shutil.copytree(paddle_infer_dir / f"{MOBILE}_legacy", d)
+  shutil.copy(paddle_infer_dir / MOBILE / "inference.pdiparams", d)
   return d
 
 
@@ -57,8 +52,8 @@ def _check_probs(ours: np.ndarray, ref: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- files
 
 
-def test_pdiparams_roundtrip_is_byte_identical(infer_dir):
-  d = infer_dir / MOBILE
+def test_pdiparams_roundtrip_is_byte_identical(paddle_infer_dir):
+  d = paddle_infer_dir / MOBILE
   program = paddle_program.read(d / "inference.json")
   tensors = pdiparams.read(d / "inference.pdiparams", list(program.params), program.params)
   index = json.loads((d / "pdiparams_index.json").read_text())
@@ -69,8 +64,8 @@ def test_pdiparams_roundtrip_is_byte_identical(infer_dir):
   assert hashlib.sha256(pdiparams.dumps(tensors)).hexdigest() == index["file_sha256"]
 
 
-def test_pir_and_legacy_programs_agree(infer_dir, legacy_mobile):
-  pir = paddle_program.read(infer_dir / MOBILE / "inference.json")
+def test_pir_and_legacy_programs_agree(paddle_infer_dir, legacy_mobile):
+  pir = paddle_program.read(paddle_infer_dir / MOBILE / "inference.json")
   legacy = paddle_program.read(legacy_mobile / "inference.pdmodel")
   assert (pir.format, legacy.format) == ("pir", "legacy")
   assert pir.params == legacy.params and len(pir.params) == 234
@@ -88,7 +83,10 @@ def test_mapping_equals_the_exporters_structured_names(legacy_mobile):
   d = paddle_infer.load(legacy_mobile, MOBILE)
   assert len(d.mapping) == 234
   for name, key in d.mapping.items():
-    shape = tuple(np.shape(paddle_infer._leaf(d.variables, key)))  # pylint: disable=protected-access
+    leaf = d.variables
+    for k in key:
+      leaf = leaf[k]
+    shape = tuple(np.shape(leaf))
     assert pw.flax_key_to_paddle(key, shape) == info[name]["structured_name"], name
 
 
@@ -99,9 +97,9 @@ def test_mapping_equals_the_exporters_structured_names(legacy_mobile):
     (MOBILE, MOBILE, "probs_deploy_form"),
     ("ch_RepSVTR_rec", "ch_RepSVTR_rec", "probs_train_form"),
 ])
-def test_fixture_dirs_match_paddle(infer_dir, paddle_ref_dir, folder, name, ref):
+def test_fixture_dirs_match_paddle(paddle_infer_dir, paddle_ref_dir, folder, name, ref):
   io = np.load(paddle_ref_dir / f"io_{name}.npz")
-  d = paddle_infer.load(infer_dir / folder, name)
+  d = paddle_infer.load(paddle_infer_dir / folder, name)
   assert d.num_classes == 6625 and len(d.charset.chars) == 6624 and d.charset.chars[-1] == " "
   assert d.deploy == (name == MOBILE)  # PaddleOCR fuses PPLCNetV3 only
   _check_probs(_probs(name, d, io["x"]), io[ref])
@@ -115,25 +113,26 @@ def test_legacy_dir_matches_paddle(legacy_mobile, paddle_ref_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["PP-OCRv4_server_rec", "ch_SVTRv2_rec"])
-def test_replayed_weights_rebuild_the_genuine_file(infer_dir, paddle_ref_dir, tmp_path, name):
+def test_replayed_weights_rebuild_the_genuine_file(paddle_infer_dir, paddle_ref_dir, tmp_path,
+                                                   name):
   """The weights replayed from the manifest, laid out as the program names them and written
   in Paddle's format, are the genuine (unshipped) .pdiparams byte for byte; then loading that
   directory gives Paddle's probabilities."""
   state, io = replay(paddle_ref_dir, name, stop_after="head.ctc_head.fc.bias")
   state = {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY)}
   variables = pw.paddle_to_flax(state, model_name=name, num_classes=6625)
-  program = paddle_program.read(infer_dir / name / "inference.json")
+  program = paddle_program.read(paddle_infer_dir / name / "inference.json")
   mapping, deploy, num_classes, _, _ = paddle_infer.map_program(program, name)
   tensors = paddle_infer.to_program_tensors(variables, mapping)
   assert set(tensors) == set(program.params)
-  index = json.loads((infer_dir / name / "pdiparams_index.json").read_text())
+  index = json.loads((paddle_infer_dir / name / "pdiparams_index.json").read_text())
   sha = pdiparams.write(tmp_path / "inference.pdiparams", tensors)
   if sha != index["file_sha256"]:  # name the first tensor that differs
     for t, n in zip(index["tensors"], sorted(tensors)):
       assert hashlib.sha256(tensors[n].tobytes()).hexdigest() == t["sha256"], n
   assert sha == index["file_sha256"]
   for f in ("inference.json", "inference.yml"):
-    shutil.copy(infer_dir / name / f, tmp_path)
+    shutil.copy(paddle_infer_dir / name / f, tmp_path)
   d = paddle_infer.load(tmp_path, name)
   assert (d.deploy, d.num_classes) == (deploy, num_classes)
   _check_probs(_probs(name, d, io["x"]), io["probs_train_form"])
@@ -216,14 +215,14 @@ def _dir(tmp_path, src: pathlib.Path, files=("inference.json", "inference.pdipar
   return d
 
 
-def test_missing_pdiparams(infer_dir, tmp_path):
-  d = _dir(tmp_path, infer_dir / MOBILE, ("inference.json", "inference.yml"))
+def test_missing_pdiparams(paddle_infer_dir, tmp_path):
+  d = _dir(tmp_path, paddle_infer_dir / MOBILE, ("inference.json", "inference.yml"))
   with pytest.raises(FileNotFoundError, match=r"inference.pdiparams is missing"):
     loader.load_weights(MOBILE, d)
 
 
-def test_truncated_pdiparams(infer_dir, tmp_path):
-  d = _dir(tmp_path, infer_dir / MOBILE)
+def test_truncated_pdiparams(paddle_infer_dir, tmp_path):
+  d = _dir(tmp_path, paddle_infer_dir / MOBILE)
   data = (d / "inference.pdiparams").read_bytes()
   (d / "inference.pdiparams").write_bytes(data[:len(data) // 2])
   with pytest.raises(pdiparams.PdiparamsError, match=r"truncated in tensor \d+ of 234"):
@@ -233,25 +232,25 @@ def test_truncated_pdiparams(infer_dir, tmp_path):
     loader.load_weights(MOBILE, d)
 
 
-def test_program_of_another_architecture(infer_dir, tmp_path):
-  d = _dir(tmp_path, infer_dir / "ch_RepSVTR_rec", ("inference.json", "inference.pdiparams"))
+def test_program_of_another_architecture(paddle_infer_dir, tmp_path):
+  d = _dir(tmp_path, paddle_infer_dir / "ch_RepSVTR_rec", ("inference.json", "inference.pdiparams"))
   with pytest.raises(paddle_infer.MismatchError,
                      match=r"not a PP-OCRv4_mobile_rec program: its first layers are RepViT's "
                            r"\(as in ch_RepSVTR_rec\)\. Layer 1 of 142"):
     loader.load_weights(MOBILE, d)
 
 
-def test_yml_model_name_differs(infer_dir, tmp_path):
-  d = _dir(tmp_path, infer_dir / MOBILE)
+def test_yml_model_name_differs(paddle_infer_dir, tmp_path):
+  d = _dir(tmp_path, paddle_infer_dir / MOBILE)
   with pytest.raises(ValueError, match=r"Global.model_name is 'PP-OCRv4_mobile_rec' but "
                                        r"'ch_SVTRv2_rec' was requested"):
     loader.load_weights("ch_SVTRv2_rec", d)
 
 
-def test_dictionary_that_does_not_fit_the_head(infer_dir, tmp_path):
+def test_dictionary_that_does_not_fit_the_head(paddle_infer_dir, tmp_path):
   import yaml  # pylint: disable=g-import-not-at-top
 
-  d = _dir(tmp_path, infer_dir / MOBILE)
+  d = _dir(tmp_path, paddle_infer_dir / MOBILE)
   cfg = yaml.safe_load((d / "inference.yml").read_text(encoding="utf-8"))
   cfg["PostProcess"]["character_dict"] = cfg["PostProcess"]["character_dict"][:95]
   (d / "inference.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
@@ -264,12 +263,12 @@ def test_dictionary_that_does_not_fit_the_head(infer_dir, tmp_path):
     loader.load_weights(MOBILE, d, dict_path=str(dict95))
 
 
-def test_own_dictionary_decodes_with_its_characters(infer_dir, tmp_path):
+def test_own_dictionary_decodes_with_its_characters(paddle_infer_dir, tmp_path):
   """A yml with another character list of the head's size (an English-style model) loads
   with that list: ids decode to its characters."""
   import yaml  # pylint: disable=g-import-not-at-top
 
-  d = _dir(tmp_path, infer_dir / MOBILE)
+  d = _dir(tmp_path, paddle_infer_dir / MOBILE)
   cfg = yaml.safe_load((d / "inference.yml").read_text(encoding="utf-8"))
   chars = [chr(0x4E00 + i) for i in range(6623)]
   cfg["PostProcess"]["character_dict"] = chars
@@ -280,8 +279,8 @@ def test_own_dictionary_decodes_with_its_characters(infer_dir, tmp_path):
   assert w.charset.decode([1, 6623, 6624]) == chars[0] + chars[-1] + " "
 
 
-def test_kinds_are_told_apart_by_content(infer_dir, legacy_mobile, tmp_path):
-  assert loader.resolve(infer_dir / MOBILE)[0] == "paddle_infer"
+def test_kinds_are_told_apart_by_content(paddle_infer_dir, legacy_mobile, tmp_path):
+  assert loader.resolve(paddle_infer_dir / MOBILE)[0] == "paddle_infer"
   assert loader.resolve(legacy_mobile)[0] == "paddle_infer"
   assert loader.resolve(legacy_mobile / "inference.pdmodel") == ("paddle_infer",
                                                                  str(legacy_mobile))
@@ -324,12 +323,12 @@ def test_distillation_checkpoint_loads_the_student(paddle_ref_dir, tmp_path, cap
     loader.load_weights(MOBILE, path, strict=False, prefix="Nope")
 
 
-def test_cli_bad_directory_is_one_line_and_exit_2(infer_dir, ic15_dir, tmp_path):
+def test_cli_bad_directory_is_one_line_and_exit_2(paddle_infer_dir, ic15_dir, tmp_path):
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 
-  d = _dir(tmp_path, infer_dir / MOBILE)
+  d = _dir(tmp_path, paddle_infer_dir / MOBILE)
   data = (d / "inference.pdiparams").read_bytes()
   (d / "inference.pdiparams").write_bytes(data[:1000])
   repo = pathlib.Path(__file__).resolve().parents[1]
@@ -347,7 +346,7 @@ def test_cli_bad_directory_is_one_line_and_exit_2(infer_dir, ic15_dir, tmp_path)
   assert not (tmp_path / "out").exists()  # nothing written
 
 
-def test_train_pretrained_from_a_paddle_dir(infer_dir):
+def test_train_pretrained_from_a_paddle_dir(paddle_infer_dir):
   """`train.pretrained=DIR` reads the directory's weights (training form for RepSVTR, as
   PaddleOCR exports it) and dictionary; the trainer merges them (tests/test_train.py)."""
   import sys  # pylint: disable=g-import-not-at-top
@@ -358,10 +357,10 @@ def test_train_pretrained_from_a_paddle_dir(infer_dir):
   import repsvtr  # pylint: disable=g-import-not-at-top
 
   c = repsvtr.get_config()
-  c.train.pretrained = str(infer_dir / "ch_RepSVTR_rec")
+  c.train.pretrained = str(paddle_infer_dir / "ch_RepSVTR_rec")
   variables, cs, deploy, desc = train_state._load_pretrained(c)  # pylint: disable=protected-access
   assert not deploy and desc.startswith("Paddle inference dir") and len(cs.chars) == 6624
-  d = paddle_infer.load(infer_dir / "ch_RepSVTR_rec", "ch_RepSVTR_rec")
+  d = paddle_infer.load(paddle_infer_dir / "ch_RepSVTR_rec", "ch_RepSVTR_rec")
   ours = dict(jax.tree_util.tree_flatten_with_path(variables)[0])
   theirs = jax.tree_util.tree_flatten_with_path(d.variables)[0]
   assert len(ours) == len(theirs) == 354

@@ -9,9 +9,9 @@ layers first use their tensors (textrec.weights.paddle_program), and the jaxpr o
 model's eval forward gives the order in which our modules first use their variables. Both
 are the same network's execution order, so layer k of one is layer k of the other. Within a
 layer, roles follow Paddle's naming (BatchNorm: w_0 scale, b_0 bias, w_1 mean, w_2 variance;
-otherwise w_0, w_1, ... then b_0 = kernel or scale first, bias last), and every shape is checked (conv
-kernels OIHW -> HWIO). A program of another architecture fails at the first layer that
-differs, named on both sides.
+otherwise w_0, w_1, ... then b_0 = our kernel or scale first, bias last), and every shape is
+checked (conv kernels OIHW -> HWIO). A program of another architecture fails at the first
+layer that differs, named on both sides.
 """
 from __future__ import annotations
 
