@@ -13,3 +13,5 @@ Contract shared by all recognizers (textrec/models/recognizer.py):
 from textrec.models import recognizer  # noqa: F401
 from textrec.models import zoo  # noqa: F401
 from textrec.models import tiny  # noqa: F401
+from textrec.models import detector  # noqa: F401  (kind "det")
+from textrec.models import classifier  # noqa: F401  (kind "cls")
