@@ -3,17 +3,12 @@ classifier.py) with the official weights imported from ONNX (textrec/weights/onn
 against the official ONNX files in onnxruntime on the same inputs."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx", reason="onnx is not installed (pip install 'textrec[pretrained]')")
-ort = pytest.importorskip("onnxruntime",
-                          reason="onnxruntime is not installed (pip install 'textrec[pretrained]')")
-if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-  pytest.skip("rapidocr-onnxruntime (the official ONNX) is not installed: "
-              "pip install 'textrec[pretrained]'", allow_module_level=True)
+import official_onnx
+
+official_onnx.require_pretrained()
 
 import cv2  # noqa: E402
 import jax  # noqa: E402
@@ -35,13 +30,7 @@ CLS_BATCH = 4
 
 
 def _session(name: str):
-  so = ort.SessionOptions()
-  so.intra_op_num_threads = 2
-  so.inter_op_num_threads = 1
-  sess = ort.InferenceSession(official.official_onnx_path(name), so,
-                              providers=["CPUExecutionProvider"])
-  inp = sess.get_inputs()[0].name
-  return lambda x: sess.run(None, {inp: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+  return official_onnx.session(official.official_onnx_path(name))
 
 
 def _flax(name: str, kind: str):
