@@ -60,16 +60,25 @@ class Head(nn.Module):
 
 
 class DBHead(nn.Module):
-  """x [B, h, w, C] -> {"maps": [B, 4h, 4w, 1] (eval) or [B, 4h, 4w, 3] (train)}."""
+  """x [B, h, w, C] -> {"maps": [B, 4h, 4w, 1] (eval) or [B, 4h, 4w, 3] (train)}.
+
+  `with_thresh=False` (the inference export) has no `thresh` branch and cannot train; with
+  it, init creates the branch whatever `train` is.
+  """
 
   k: int = 50
+  with_thresh: bool = True
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     shrink = Head(dtype=self.dtype, name="binarize")(x, train)
-    if not train:
+    if not self.with_thresh:
+      if train:
+        raise ValueError("DBHead(with_thresh=False) has no threshold branch to train")
       return {"maps": shrink}
     thresh = Head(dtype=self.dtype, name="thresh")(x, train)
+    if not train:
+      return {"maps": shrink}
     binary = jax.nn.sigmoid(self.k * (shrink - thresh))
     return {"maps": jnp.concatenate([shrink, thresh, binary], axis=-1)}

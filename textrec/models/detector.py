@@ -4,8 +4,10 @@ the student): PPLCNetV3 (scale 0.75, det=True) -> RSEFPN (96, shortcut) -> DBHea
 `module.apply(variables, x, train=False)` with x f32[B, H, W, 3] (NHWC, normalised RGB as
 PaddleOCR's det preprocessing makes it; H, W multiples of 32) returns {"maps": [B, H, W, 1]},
 the shrink (text probability) map; in training {"maps": [B, H, W, 3]} (shrink, threshold,
-binary). Variables: `backbone/...`, `neck/...`, `head/binarize/...` as PaddleOCR's
-state_dict; `deploy=True` is the re-parameterised form of the official inference export.
+binary). Variables: `backbone/...`, `neck/...`, `head/binarize/...` (and `head/thresh/...`
+with the threshold branch) as PaddleOCR's state_dict; `deploy=True` is the re-parameterised
+form of the official inference export (`reparam.deploy_variables` converts training-form
+variables; drop `head/thresh` for a `with_thresh=False` model).
 DB post-processing (boxes from the map) is not part of the model.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ class DBDetector(nn.Module):
   neck_channels: int = 96
   shortcut: bool = True
   k: int = 50
+  with_thresh: bool = True
   deploy: bool = False
   dtype: Any = None
 
@@ -38,11 +41,17 @@ class DBDetector(nn.Module):
     feats = pplcnetv3.PPLCNetV3(scale=self.scale, det=True, deploy=self.deploy,
                                 dtype=self.dtype, name="backbone")(x, train)
     fused = det_fpn.RSEFPN(self.neck_channels, self.shortcut, self.dtype, name="neck")(feats)
-    return det_head.DBHead(self.k, self.dtype, name="head")(fused, train)
+    return det_head.DBHead(self.k, self.with_thresh, self.dtype, name="head")(fused, train)
 
 
 @register_model("PP-OCRv4_mobile_det", kind="det")
-def pp_ocrv4_mobile_det(deploy: bool = False, dtype: Any = jnp.float32) -> DBDetector:
-  """PP-OCRv4 mobile det: PPLCNetV3 x0.75 (det) + RSEFPN(96, shortcut) + DBHead(k=50)."""
-  return DBDetector(scale=0.75, neck_channels=96, shortcut=True, k=50, deploy=deploy,
-                    dtype=jnp.dtype(dtype) if isinstance(dtype, str) else dtype)
+def pp_ocrv4_mobile_det(deploy: bool = False, dtype: Any = jnp.float32,
+                        with_thresh: bool | None = None) -> DBDetector:
+  """PP-OCRv4 mobile det: PPLCNetV3 x0.75 (det) + RSEFPN(96, shortcut) + DBHead(k=50).
+
+  `with_thresh` (the DB threshold branch, training only) defaults to `not deploy`: the
+  official inference export has no threshold branch.
+  """
+  return DBDetector(scale=0.75, neck_channels=96, shortcut=True, k=50,
+                    with_thresh=not deploy if with_thresh is None else with_thresh,
+                    deploy=deploy, dtype=jnp.dtype(dtype) if isinstance(dtype, str) else dtype)

@@ -10,6 +10,10 @@ it to flax variables of the deploy-form model, and caches them as an Orbax check
 
 The cache directory is written into a temporary sibling and renamed into place, so a reader
 never sees half of it; it is rebuilt when the ONNX file's sha256 changes.
+
+The official detector and orientation classifier (PP-OCRv4_mobile_det,
+ch_ppocr_mobile_v2.0_cls) ship in the same package: `import_official_aux(name)` imports
+their flax variables (uncached; about 3 s).
 """
 from __future__ import annotations
 
