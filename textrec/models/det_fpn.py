@@ -23,6 +23,8 @@ SE_HARDSIGMOID_SLOPE = 0.2
 
 def upsample_nearest(x: jax.Array, factor: int) -> jax.Array:
   """Nearest upsampling of x [B, H, W, C] by an integer factor -> [B, fH, fW, C]."""
+  if factor == 1:
+    return x
   return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
@@ -58,14 +60,10 @@ class RSEFPN(nn.Module):
            for i in range(4)]
     inp = [RSELayer(self.out_channels // 4, 3, self.shortcut, self.dtype, name=f"inp_conv_{i}")
            for i in range(4)]
-    # Paddle's order: ins_conv 3..0 (coarsest first), then the top-down sums.
-    in_maps = [None] * 4
-    for i in (3, 2, 1, 0):
-      in_maps[i] = ins[i](feats[i])
-    outs = [None, None, None, in_maps[3]]
+    # Coarsest level first, as Paddle runs them: 1x1 RSE, top-down sums, 3x3 RSE, upsample.
+    in_maps = {i: ins[i](feats[i]) for i in (3, 2, 1, 0)}
+    outs = {3: in_maps[3]}
     for i in (2, 1, 0):
       outs[i] = in_maps[i] + upsample_nearest(outs[i + 1], 2)
-    ps = [None] * 4
-    for i in (3, 2, 1, 0):
-      ps[i] = upsample_nearest(inp[i](outs[i]), 2 ** i) if i else inp[i](outs[i])
-    return jnp.concatenate([ps[3], ps[2], ps[1], ps[0]], axis=-1)
+    ps = [upsample_nearest(inp[i](outs[i]), 2 ** i) for i in (3, 2, 1, 0)]
+    return jnp.concatenate(ps, axis=-1)
