@@ -9,12 +9,9 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx", reason="onnx is not installed (pip install 'textrec[pretrained]')")
-ort = pytest.importorskip("onnxruntime",
-                          reason="onnxruntime is not installed (pip install 'textrec[pretrained]')")
-if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-  pytest.skip("rapidocr-onnxruntime (the official ONNX) is not installed: "
-              "pip install 'textrec[pretrained]'", allow_module_level=True)
+import official_onnx
+
+official_onnx.require_pretrained()
 
 import cv2  # noqa: E402
 import jax  # noqa: E402
@@ -56,13 +53,7 @@ def official_model(imported):
 
 @pytest.fixture(scope="module")
 def ort_session():
-  so = ort.SessionOptions()
-  so.intra_op_num_threads = 2
-  so.inter_op_num_threads = 1
-  sess = ort.InferenceSession(official.official_onnx_path(MODEL), so,
-                              providers=["CPUExecutionProvider"])
-  name = sess.get_inputs()[0].name
-  return lambda x: sess.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+  return official_onnx.session(official.official_onnx_path(MODEL))
 
 
 def _both(flax_probs, ort_probs, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,6 @@
 """Official ONNX -> PaddleOCR-named deploy state dict (textrec/weights/onnx_import.py)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -9,11 +8,10 @@ import pytest
 
 from textrec import charset as charset_lib
 
-onnx = pytest.importorskip("onnx",
-                           reason="onnx is not installed (pip install 'textrec[pretrained]')")
-if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-  pytest.skip("rapidocr-onnxruntime (the official ONNX) is not installed: "
-              "pip install 'textrec[pretrained]'", allow_module_level=True)
+import official_onnx
+
+official_onnx.require_pretrained(onnxruntime=False)
+import onnx  # noqa: E402
 
 from textrec.weights import official, onnx_import  # noqa: E402
 

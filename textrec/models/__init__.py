@@ -9,7 +9,15 @@ Contract shared by all recognizers (textrec/models/recognizer.py):
     returns a dict: "ctc_logits" f32[B, T, C] always; in training (train=True and
     `nrtr_targets` given) also "nrtr_logits" f32[B, L, C_nrtr].
   * variables = {"params": ..., "batch_stats": ...}.
+
+Detectors and orientation classifiers are registered apart (registry kinds "det", "cls"),
+so recognizer code paths never list them: `get_model("PP-OCRv4_mobile_det", kind="det")`
+(textrec/models/detector.py: x [B, H, W, 3] -> {"maps": [B, H, W, 1]}) and
+`get_model("ch_ppocr_mobile_v2.0_cls", kind="cls")` (textrec/models/classifier.py:
+x [B, 48, 192, 3] -> probabilities [B, 2] over ('0', '180')).
 """
 from textrec.models import recognizer  # noqa: F401
 from textrec.models import zoo  # noqa: F401
 from textrec.models import tiny  # noqa: F401
+from textrec.models import detector  # noqa: F401  (kind "det")
+from textrec.models import classifier  # noqa: F401  (kind "cls")

@@ -1,8 +1,11 @@
-"""PPLCNetV3 backbone (recognition variant), as PaddleOCR's `rec_lcnetv3.py`.
+"""PPLCNetV3 backbone, as PaddleOCR's `rec_lcnetv3.py` (recognition and `det=True` variants).
 
-NHWC in, NHWC out: x [B, H, W, 3] -> [B, 1, T, C] with C = make_divisible(512 * scale)
-(480 at scale 0.95). Eval pools with a [3, 2] average window (T = W / 8); training pools
-adaptively to [1, 40], as Paddle does.
+NHWC in, NHWC out. Recognition: x [B, H, W, 3] -> [B, 1, T, C] with
+C = make_divisible(512 * scale) (480 at scale 0.95). Eval pools with a [3, 2] average window
+(T = W / 8); training pools adaptively to [1, 40], as Paddle does.
+Detection (`det=True`, NET_CONFIG_DET: square int strides): the outputs of blocks3..blocks6
+(strides 4, 8, 16, 32) each go through a 1x1 conv `layer_list_<i>` (with bias) to
+int(DET_MV_C[i] * scale) channels: a list of 4 maps [B, H/s, W/s, C_i].
 
 Module names mirror Paddle's state_dict: `conv1/{conv,bn}`, `blocks2_0/dw_conv/conv_kxk_0/conv`,
 `.../identity` (BatchNorm), `.../conv_1x1`, `.../lab`, `.../act/lab`, `.../se/{conv1,conv2}`.
@@ -33,6 +36,21 @@ NET_CONFIG_REC: dict[str, tuple[tuple[int, int, int, Stride, bool], ...]] = {
     "blocks6": ((5, 256, 512, (2, 1), True), (5, 512, 512, 1, True),
                 (5, 512, 512, (2, 1), False), (5, 512, 512, 1, False)),
 }
+
+# The detection variant downsamples symmetrically with int strides 2 (no activation after
+# those depthwise convs, see `_is_int`).
+NET_CONFIG_DET: dict[str, tuple[tuple[int, int, int, Stride, bool], ...]] = {
+    "blocks2": ((3, 16, 32, 1, False),),
+    "blocks3": ((3, 32, 64, 2, False), (3, 64, 64, 1, False)),
+    "blocks4": ((3, 64, 128, 2, False), (3, 128, 128, 1, False)),
+    "blocks5": ((3, 128, 256, 2, False), (5, 256, 256, 1, False), (5, 256, 256, 1, False),
+                (5, 256, 256, 1, False), (5, 256, 256, 1, False)),
+    "blocks6": ((5, 256, 512, 2, True), (5, 512, 512, 1, True),
+                (5, 512, 512, 1, False), (5, 512, 512, 1, False)),
+}
+# Channels (before scaling) of the det-mode 1x1 convs after blocks3..blocks6.
+DET_MV_C = (16, 24, 56, 480)
+STAGES = ("blocks2", "blocks3", "blocks4", "blocks5", "blocks6")
 
 
 def make_divisible(v: float, divisor: int = 16, min_value: int | None = None) -> int:
@@ -283,9 +301,14 @@ class LearnableRepLayer(nn.Module):
 
 
 class SELayer(nn.Module):
-  """Squeeze-excitation: mean over H, W -> 1x1 conv (C/r) -> ReLU -> 1x1 conv -> hardsigmoid."""
+  """Squeeze-excitation: mean over H, W -> 1x1 conv (C/r) -> ReLU -> 1x1 conv -> hardsigmoid.
+
+  x [B, H, W, C] -> x * gate [B, H, W, C]. PPLCNetV3 uses nn.Hardsigmoid (slope 0.1666667);
+  the DB FPN and MobileNetV3 SE modules use F.hardsigmoid's slope 0.2.
+  """
 
   reduction: int = 4
+  hardsigmoid_slope: float = 0.1666667
   dtype: Any = None
 
   @nn.compact
@@ -295,7 +318,7 @@ class SELayer(nn.Module):
     s = layers.Conv2D(c // self.reduction, 1, dtype=self.dtype, name="conv1")(s)
     s = nn.relu(s)
     s = layers.Conv2D(c, 1, dtype=self.dtype, name="conv2")(s)
-    return x * layers.paddle_hardsigmoid(s)
+    return x * layers.paddle_hardsigmoid(s, self.hardsigmoid_slope)
 
 
 class LCNetV3Block(nn.Module):
@@ -349,31 +372,46 @@ def avg_pool(x: jax.Array, window: tuple[int, int]) -> jax.Array:
 
 
 class PPLCNetV3(nn.Module):
-  """x [B, H, W, 3] -> [B, 1, T, C]: `conv1` (ConvBN, stride 2) then `blocks2`..`blocks6`."""
+  """`conv1` (ConvBN, stride 2) then `blocks2`..`blocks6`.
+
+  Recognition: x [B, H, W, 3] -> [B, 1, T, C]. `det=True`: x [B, H, W, 3] -> a list of 4
+  maps [B, H/s, W/s, C_i] (s = 4, 8, 16, 32; C_i = `out_channels[i]`).
+  """
 
   scale: float = 0.95
   conv_kxk_num: int = 4
-  net_config: Any = None  # None = NET_CONFIG_REC
+  net_config: Any = None  # None = NET_CONFIG_DET if det else NET_CONFIG_REC
   train_pool_hw: tuple[int, int] = (1, 40)
   eval_pool: tuple[int, int] = (3, 2)
+  det: bool = False
   deploy: bool = False
   dtype: Any = None
 
+  def _config(self) -> dict:
+    return self.net_config or (NET_CONFIG_DET if self.det else NET_CONFIG_REC)
+
   @property
-  def out_channels(self) -> int:
-    cfg = self.net_config or NET_CONFIG_REC
-    return make_divisible(cfg["blocks6"][-1][2] * self.scale)
+  def out_channels(self) -> int | list[int]:
+    if self.det:
+      return [int(c * self.scale) for c in DET_MV_C]
+    return make_divisible(self._config()["blocks6"][-1][2] * self.scale)
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    cfg = self.net_config or NET_CONFIG_REC
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array | list[jax.Array]:
+    cfg = self._config()
     x = ConvBNLayer(make_divisible(16 * self.scale), 3, 2, dtype=self.dtype, name="conv1")(
         x, train)
-    for stage in ("blocks2", "blocks3", "blocks4", "blocks5", "blocks6"):
+    outs = []
+    for stage in STAGES:
       for i, (k, _, out_c, s, se) in enumerate(cfg[stage]):
         s = tuple(s) if isinstance(s, (list, tuple)) else s
         x = LCNetV3Block(make_divisible(out_c * self.scale), s, k, se, self.conv_kxk_num,
                          self.deploy, self.dtype, name=f"{stage}_{i}")(x, train)
+      if stage != "blocks2":
+        outs.append(x)
+    if self.det:
+      return [layers.Conv2D(c, 1, dtype=self.dtype, name=f"layer_list_{i}")(o)
+              for i, (c, o) in enumerate(zip(self.out_channels, outs))]
     if train:
       return adaptive_avg_pool(x, self.train_pool_hw)
     return avg_pool(x, self.eval_pool)

@@ -10,6 +10,10 @@ it to flax variables of the deploy-form model, and caches them as an Orbax check
 
 The cache directory is written into a temporary sibling and renamed into place, so a reader
 never sees half of it; it is rebuilt when the ONNX file's sha256 changes.
+
+The official detector and orientation classifier (PP-OCRv4_mobile_det,
+ch_ppocr_mobile_v2.0_cls) ship in the same package: `import_official_aux(name)` imports
+their flax variables (uncached; about 3 s).
 """
 from __future__ import annotations
 
@@ -25,7 +29,13 @@ from typing import Any
 from textrec import charset as charset_lib
 
 # Model name -> file under rapidocr_onnxruntime/models/.
-OFFICIAL_ONNX = {"PP-OCRv4_mobile_rec": "ch_PP-OCRv4_rec_infer.onnx"}
+OFFICIAL_ONNX = {"PP-OCRv4_mobile_rec": "ch_PP-OCRv4_rec_infer.onnx",
+                 "PP-OCRv4_mobile_det": "ch_PP-OCRv4_det_infer.onnx",
+                 "ch_ppocr_mobile_v2.0_cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
+# Detector / orientation classifier: name -> (registry kind, template input [1, H, W, 3]).
+# `load_official` (cached, with a charset) is for the recognizer only.
+OFFICIAL_AUX = {"PP-OCRv4_mobile_det": ("det", (1, 32, 32, 3)),
+                "ch_ppocr_mobile_v2.0_cls": ("cls", (1, 48, 192, 3))}
 _PACKAGE = "rapidocr_onnxruntime"
 _FORMAT = 1  # bump when the cache layout or the conversion changes
 
@@ -33,6 +43,12 @@ _FORMAT = 1  # bump when the cache layout or the conversion changes
 def _check_name(model_name: str) -> None:
   if model_name not in OFFICIAL_ONNX:
     raise KeyError(f"no official weights for {model_name!r}; available: {sorted(OFFICIAL_ONNX)}")
+
+
+def _check_rec(model_name: str) -> None:
+  _check_name(model_name)
+  if model_name in OFFICIAL_AUX:
+    raise KeyError(f"{model_name!r} is not a recognizer: use import_official_aux")
 
 
 def official_onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:
@@ -81,8 +97,30 @@ def import_official(model_name: str = "PP-OCRv4_mobile_rec") -> tuple[dict, char
   """Imports the official ONNX without touching the cache: (flax variables, Charset)."""
   from textrec.weights import onnx_import
 
+  _check_rec(model_name)
   state, cs = onnx_import.import_onnx(official_onnx_path(model_name))
   return to_variables(state, model_name, cs.num_classes), cs
+
+
+def import_official_aux(model_name: str) -> dict:
+  """Official detector / orientation classifier weights (OFFICIAL_AUX), imported from the
+  ONNX without a cache: flax variables {"params", "batch_stats"} of
+  `get_model(model_name, kind)(deploy=True)`."""
+  import jax
+  import jax.numpy as jnp
+
+  from textrec import registry
+  from textrec.weights import onnx_import, paddle
+
+  if model_name not in OFFICIAL_AUX:
+    raise KeyError(f"{model_name!r} is not an official detector or classifier; available: "
+                   f"{sorted(OFFICIAL_AUX)}")
+  kind, shape = OFFICIAL_AUX[model_name]
+  read = onnx_import.import_det_onnx if kind == "det" else onnx_import.import_cls_onnx
+  state = read(official_onnx_path(model_name))
+  model = registry.get_model(model_name, kind=kind)(deploy=True)
+  template = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
+  return paddle.paddle_to_flax(state, template)
 
 
 def _write_cache(final: str, variables: dict, cs: charset_lib.Charset, source: dict) -> None:
@@ -140,7 +178,7 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
   Charset). The official file is an inference export: there is no NRTR (training) head.
   `refresh=True` re-imports even when a valid cache exists.
   """
-  _check_name(model_name)
+  _check_rec(model_name)
   onnx_path = official_onnx_path(model_name)
   final = cache_dir(model_name)
   source = {"format": _FORMAT, "model": model_name, "onnx": onnx_path,

@@ -1,22 +1,29 @@
-"""Official PaddleOCR ONNX recognizer (a paddle2onnx export) -> PaddleOCR-named deploy weights.
+"""Official PaddleOCR ONNX models (paddle2onnx exports) -> PaddleOCR-named deploy weights.
 
-The official PP-OCRv4 mobile rec ONNX (shipped in `rapidocr-onnxruntime`) holds its weights as
-`Constant` nodes named after Paddle's variables (`conv2d_157.w_0`, `batch_norm2d_2.w_1`,
-`mobile_one_block_0.w_0`, `linear_85.b_0`, ...). It is the deploy form: every
-LearnableRepLayer is one `reparam_conv` (a Conv with bias), BatchNorms are kept as
-`BatchNormalization` nodes (conv1 and the 5 ConvBNLayers of the SVTR neck), LayerNorms are
+The official ONNX files (shipped in `rapidocr-onnxruntime`) hold their weights as `Constant`
+nodes named after Paddle's variables: `conv2d_157.w_0`, `batch_norm2d_2.w_1`,
+`mobile_one_block_0.w_0`, `linear_85.b_0`, ... (PP-OCRv4 rec and det), or the legacy static
+graph names of the 2.0 models (`conv1_weights`, `conv2_expand_bn_scale`, `fc_0.w_0`, ...; the
+orientation classifier). They are deploy forms: every LearnableRepLayer is one
+`reparam_conv` (a Conv with bias), BatchNorms are `BatchNormalization` nodes, LayerNorms are
 spelled out as ReduceMean/Sub/Pow/Sqrt/Div followed by Mul(weight)/Add(bias).
 
 The import has two steps:
   1. `_param_events`: walk the (topologically sorted) graph and turn every op that consumes a
-     Paddle parameter into an event: conv (w[, b]), bn (scale, bias, mean, var),
+     Paddle parameter into an event: conv (w[, b]; a bias-less Conv whose only consumer adds a
+     parameter takes it as its bias), conv_transpose (w, b), bn (scale, bias, mean, var),
      affine (Mul by a parameter then Add a parameter: a LearnableAffineBlock or a LayerNorm's
-     weight/bias) or linear (MatMul by a parameter then Add a parameter).
-  2. `_assign`: replay PaddleOCR's module structure (PPLCNetV3 rec backbone + SVTR neck + CTC
-     head) in execution order, taking events one by one and naming them as PaddleOCR's
-     deploy `state_dict` does. A graph of another shape fails with the offending node named.
+     weight/bias) or linear (MatMul by a parameter then Add a parameter). A Reshape of a
+     parameter by a constant shape is the parameter itself.
+  2. `_Namer`: replay PaddleOCR's module structure in execution order, taking events one by
+     one and naming them as PaddleOCR's deploy `state_dict` does:
+       * `import_onnx`: PPLCNetV3 rec backbone + SVTR neck + CTC head (PP-OCRv4 mobile rec);
+       * `import_det_onnx`: PPLCNetV3 det backbone + RSEFPN + DBHead (PP-OCRv4 mobile det);
+       * `import_cls_onnx`: MobileNetV3 small + ClsHead (ch_ppocr_mobile_v2.0_cls).
+     A graph of another shape fails with the offending node named.
 
-The NRTR head (`head.gtc_head.*`, `head.before_gtc.*`) is not in the ONNX (training only).
+The NRTR head (`head.gtc_head.*`, `head.before_gtc.*`) and the DB threshold branch
+(`head.thresh.*`) are not in the inference exports (training only).
 """
 from __future__ import annotations
 
@@ -29,13 +36,18 @@ import numpy as np
 
 from textrec import charset as charset_lib
 
-# PPLCNetV3 (rec) stages as PaddleOCR builds them: (state_dict prefix, number of blocks).
+# PPLCNetV3 stages as PaddleOCR builds them: (state_dict prefix, number of blocks); the det
+# variant has the same block counts.
 PPLCNETV3_REC_STAGES = (("blocks2", 1), ("blocks3", 2), ("blocks4", 2), ("blocks5", 5),
                         ("blocks6", 4))
+# MobileNetV3 small (the orientation classifier's backbone): number of ResidualUnits.
+MOBILENETV3_SMALL_BLOCKS = 11
 # Deploy state_dict entries that an inference export never contains.
 TRAINING_ONLY_PREFIXES = ("head.gtc_head.", "head.before_gtc.")
 # paddle2onnx keeps Paddle's variable names for parameters: `<layer>_<n>.w_<k>` / `.b_<k>`.
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.(w|b)_\d+$")
+# ... and the 2.0 static-graph exports their `<layer>_weights` / `<layer>_bn_scale` / ... names.
+_LEGACY_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*_(weights|offset|scale|mean|variance)$")
 
 
 class OnnxImportError(ValueError):
@@ -44,7 +56,7 @@ class OnnxImportError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class _Event:
-  kind: str  # "conv" | "bn" | "affine" | "linear"
+  kind: str  # "conv" | "conv_transpose" | "bn" | "affine" | "linear"
   arrays: tuple[np.ndarray | None, ...]
   node: str  # "<op_type> <first output>" for error messages
   attrs: Mapping[str, object] = dataclasses.field(default_factory=dict)
@@ -84,8 +96,17 @@ def _attrs(node) -> dict[str, object]:
 def _param_events(graph) -> list[_Event]:
   """Parameter-consuming ops of `graph` in execution order, as events (see module doc)."""
   consts = _constants(graph)
-  is_param = lambda name: name in consts and bool(_PARAM_NAME.match(name))  # noqa: E731
-  nodes = [n for n in graph.node if n.op_type != "Constant"]
+  names = {k for k in consts if _PARAM_NAME.match(k) or _LEGACY_PARAM_NAME.match(k)}
+  nodes = []
+  for n in graph.node:
+    if n.op_type == "Constant":
+      continue
+    if n.op_type == "Reshape" and n.input[0] in names and n.input[1] in consts:
+      consts[n.output[0]] = np.reshape(consts[n.input[0]], consts[n.input[1]])
+      names.add(n.output[0])  # the parameter itself, reshaped (legacy conv biases)
+      continue
+    nodes.append(n)
+  is_param = names.__contains__
   consumers: dict[str, list] = {}
   known = {i.name for i in graph.input} | set(consts)
   for n in nodes:
@@ -99,18 +120,23 @@ def _param_events(graph) -> list[_Event]:
   def param(name: str) -> np.ndarray:
     return np.array(consts[name], dtype=np.float32)  # a writable float32 copy
 
-  def bias_add(n, what: str) -> np.ndarray:
-    """The parameter added to `n`'s output by its only consumer, an Add."""
+  def added_param(n) -> str | None:
+    """The parameter that `n`'s only consumer, an Add, adds to its output (else None)."""
     users = consumers.get(n.output[0], [])
     if len(users) != 1 or users[0].op_type != "Add":
-      raise OnnxImportError(f"{what} {n.output[0]}: expected exactly one Add consumer, "
-                            f"found {[u.op_type for u in users]}")
-    add = users[0]
-    other = [i for i in add.input if i != n.output[0]]
-    if len(other) != 1 or not is_param(other[0]):
-      raise OnnxImportError(f"{what} {n.output[0]}: its Add {add.output[0]} adds no parameter")
-    consumed.add(id(add))
-    return param(other[0])
+      return None
+    other = [i for i in users[0].input if i != n.output[0]]
+    return other[0] if len(other) == 1 and is_param(other[0]) else None
+
+  def bias_add(n, what: str) -> np.ndarray:
+    """The parameter added to `n`'s output by its only consumer, an Add."""
+    name = added_param(n)
+    if name is None:
+      raise OnnxImportError(f"{what} {n.output[0]}: expected exactly one Add consumer adding "
+                            f"a parameter, found "
+                            f"{[u.op_type for u in consumers.get(n.output[0], [])]}")
+    consumed.add(id(consumers[n.output[0]][0]))
+    return param(name)
 
   events: list[_Event] = []
   consumed: set[int] = set()
@@ -122,8 +148,16 @@ def _param_events(graph) -> list[_Event]:
     if n.op_type == "Conv":
       if n.input[1] not in params or any(i not in params for i in n.input[2:]):
         raise OnnxImportError(f"{where}: expected Conv(x, weight[, bias]) with parameter names")
-      b = param(n.input[2]) if len(n.input) > 2 else None
+      if len(n.input) > 2:
+        b = param(n.input[2])
+      else:  # legacy exports add the bias separately
+        b = bias_add(n, "Conv").reshape(-1) if added_param(n) is not None else None
       events.append(_Event("conv", (param(n.input[1]), b), where, _attrs(n)))
+    elif n.op_type == "ConvTranspose":
+      if list(n.input[1:]) != params:
+        raise OnnxImportError(f"{where}: expected ConvTranspose(x, weight) then Add(bias)")
+      b = bias_add(n, "ConvTranspose").reshape(-1)
+      events.append(_Event("conv_transpose", (param(params[0]), b), where, _attrs(n)))
     elif n.op_type == "BatchNormalization":
       if params != list(n.input[1:5]):
         raise OnnxImportError(f"{where}: expected BatchNormalization(x, scale, B, mean, var)")
@@ -161,85 +195,152 @@ class _Cursor:
     return ev
 
 
-def _assign(events: Sequence[_Event],
-            stages: Sequence[tuple[str, int]] = PPLCNETV3_REC_STAGES) -> dict[str, np.ndarray]:
-  """Names the events as PaddleOCR's deploy state_dict of PPLCNetV3 + SVTR neck + CTC head."""
-  cur, sd = _Cursor(events), {}
+class _Namer:
+  """Takes events in order (a _Cursor) and names their arrays as PaddleOCR's deploy
+  state_dict (`sd`); one method per Paddle layer kind, one per shared sub-network."""
 
-  def conv(name: str, bias: bool) -> _Event:
-    ev = cur.take("conv", name)
+  def __init__(self, events: Sequence[_Event]):
+    self.cur, self.sd = _Cursor(events), {}
+
+  def conv(self, name: str, bias: bool) -> _Event:
+    ev = self.cur.take("conv", name)
     w, b = ev.arrays
     if bias != (b is not None):
       raise OnnxImportError(f"{ev.node} ({name}): expected a conv {'with' if bias else 'without'}"
                             " bias")
-    sd[name + ".weight"] = w
+    self.sd[name + ".weight"] = w
     if bias:
-      sd[name + ".bias"] = b
+      self.sd[name + ".bias"] = b
     return ev
 
-  def bn(name: str) -> None:
-    ev = cur.take("bn", name)
-    for key, v in zip(("weight", "bias", "_mean", "_variance"), ev.arrays):
-      sd[f"{name}.{key}"] = v
+  def conv_transpose(self, name: str) -> None:
+    self.sd[name + ".weight"], self.sd[name + ".bias"] = self.cur.take("conv_transpose",
+                                                                       name).arrays
 
-  def affine(name: str, keys: tuple[str, str], size: int | None = None) -> None:
-    ev = cur.take("affine", name)
+  def bn(self, name: str) -> None:
+    ev = self.cur.take("bn", name)
+    for key, v in zip(("weight", "bias", "_mean", "_variance"), ev.arrays):
+      self.sd[f"{name}.{key}"] = v
+
+  def conv_bn(self, name: str) -> None:
+    """A ConvBNLayer: `<name>.conv` (no bias) then `<name>.bn`."""
+    self.conv(name + ".conv", bias=False)
+    self.bn(name + ".bn")
+
+  def affine(self, name: str, keys: tuple[str, str], size: int | None = None) -> None:
+    ev = self.cur.take("affine", name)
     for key, v in zip(keys, ev.arrays):
       if size is not None and v.shape != (size,):
         raise OnnxImportError(f"{ev.node} ({name}.{key}): expected shape ({size},), "
                               f"got {v.shape}")
-      sd[f"{name}.{key}"] = v
+      self.sd[f"{name}.{key}"] = v
 
-  def linear(name: str) -> None:
-    w, b = cur.take("linear", name).arrays
-    sd[name + ".weight"], sd[name + ".bias"] = w, b
+  def linear(self, name: str) -> None:
+    w, b = self.cur.take("linear", name).arrays
+    self.sd[name + ".weight"], self.sd[name + ".bias"] = w, b
 
-  def rep_layer(name: str) -> None:
-    # LearnableRepLayer (deploy) runs reparam_conv -> lab -> act (hardswish + its lab); its
-    # state_dict lists reparam_conv last (rep() adds it after the others).
-    conv(name + ".reparam_conv", bias=True)
-    affine(name + ".lab", ("scale", "bias"), size=1)
-    affine(name + ".act.lab", ("scale", "bias"), size=1)
+  def se(self, name: str) -> None:
+    """An SE module: `conv1` -> relu -> `conv2`, both with bias."""
+    self.conv(name + ".conv1", bias=True)
+    self.conv(name + ".conv2", bias=True)
+
+  def at_se(self) -> bool:
+    """Whether the next events are an SE module (two convs in a row; every other conv here is
+    followed by a BatchNorm or a LearnableAffineBlock)."""
+    return self.cur.peek() == "conv" and self.cur.peek(1) == "conv"
+
+  def rep_layer(self, name: str) -> None:
+    # LearnableRepLayer (deploy) runs reparam_conv -> lab -> act (hardswish + its lab; none
+    # after an int stride 2); its state_dict lists reparam_conv last (rep() adds it last).
+    self.conv(name + ".reparam_conv", bias=True)
+    self.affine(name + ".lab", ("scale", "bias"), size=1)
+    if self.cur.peek() == "affine":
+      self.affine(name + ".act.lab", ("scale", "bias"), size=1)
     for key in ("weight", "bias"):
-      sd[f"{name}.reparam_conv.{key}"] = sd.pop(f"{name}.reparam_conv.{key}")
+      self.sd[f"{name}.reparam_conv.{key}"] = self.sd.pop(f"{name}.reparam_conv.{key}")
 
-  conv("backbone.conv1.conv", bias=False)
-  bn("backbone.conv1.bn")
-  for stage, n_blocks in stages:
-    for i in range(n_blocks):
-      p = f"backbone.{stage}.{i}"
-      rep_layer(p + ".dw_conv")
-      if cur.peek() == "conv" and cur.peek(1) == "conv":  # SE: conv1 -> relu -> conv2
-        conv(p + ".se.conv1", bias=True)
-        conv(p + ".se.conv2", bias=True)
-      rep_layer(p + ".pw_conv")
+  def pplcnetv3(self, stages: Sequence[tuple[str, int]] = PPLCNETV3_REC_STAGES) -> None:
+    self.conv_bn("backbone.conv1")
+    for stage, n_blocks in stages:
+      for i in range(n_blocks):
+        p = f"backbone.{stage}.{i}"
+        self.rep_layer(p + ".dw_conv")
+        if self.at_se():
+          self.se(p + ".se")
+        self.rep_layer(p + ".pw_conv")
 
+  def done(self, after: str) -> dict[str, np.ndarray]:
+    if self.cur.pos != len(self.cur.events):
+      ev = self.cur.events[self.cur.pos]
+      raise OnnxImportError(f"{len(self.cur.events) - self.cur.pos} parameter ops left over "
+                            f"after the {after}, first {ev.kind} ({ev.node})")
+    return self.sd
+
+
+def _assign(events: Sequence[_Event],
+            stages: Sequence[tuple[str, int]] = PPLCNETV3_REC_STAGES) -> dict[str, np.ndarray]:
+  """Names the events as PaddleOCR's deploy state_dict of PPLCNetV3 + SVTR neck + CTC head."""
+  nm = _Namer(events)
+  nm.pplcnetv3(stages)
   enc = "head.ctc_encoder.encoder"
   for name in ("conv1", "conv2"):
-    conv(f"{enc}.{name}.conv", bias=False)
-    bn(f"{enc}.{name}.norm")
+    nm.conv(f"{enc}.{name}.conv", bias=False)
+    nm.bn(f"{enc}.{name}.norm")
   i = 0
-  while cur.peek() == "affine" and cur.peek(1) == "linear":  # an SVTR block starts with norm1
+  while nm.cur.peek() == "affine" and nm.cur.peek(1) == "linear":  # a block starts with norm1
     p = f"{enc}.svtr_block.{i}"
-    affine(p + ".norm1", ("weight", "bias"))
-    linear(p + ".mixer.qkv")
-    linear(p + ".mixer.proj")
-    affine(p + ".norm2", ("weight", "bias"))
-    linear(p + ".mlp.fc1")
-    linear(p + ".mlp.fc2")
+    nm.affine(p + ".norm1", ("weight", "bias"))
+    nm.linear(p + ".mixer.qkv")
+    nm.linear(p + ".mixer.proj")
+    nm.affine(p + ".norm2", ("weight", "bias"))
+    nm.linear(p + ".mlp.fc1")
+    nm.linear(p + ".mlp.fc2")
     i += 1
   if i == 0:
     raise OnnxImportError("found no SVTR block in the CTC neck")
-  affine(enc + ".norm", ("weight", "bias"))
+  nm.affine(enc + ".norm", ("weight", "bias"))
   for name in ("conv3", "conv4", "conv1x1"):
-    conv(f"{enc}.{name}.conv", bias=False)
-    bn(f"{enc}.{name}.norm")
-  linear("head.ctc_head.fc")
-  if cur.pos != len(cur.events):
-    ev = cur.events[cur.pos]
-    raise OnnxImportError(f"{len(cur.events) - cur.pos} parameter ops left over after the CTC "
-                          f"head, first {ev.kind} ({ev.node})")
-  return sd
+    nm.conv(f"{enc}.{name}.conv", bias=False)
+    nm.bn(f"{enc}.{name}.norm")
+  nm.linear("head.ctc_head.fc")
+  return nm.done("CTC head")
+
+
+def _assign_det(events: Sequence[_Event]) -> dict[str, np.ndarray]:
+  """Names the events as PaddleOCR's deploy state_dict of PPLCNetV3 (det) + RSEFPN + DBHead
+  (its `binarize` branch), in the export's execution order."""
+  nm = _Namer(events)
+  nm.pplcnetv3(PPLCNETV3_REC_STAGES)
+  for i in range(4):
+    nm.conv(f"backbone.layer_list.{i}", bias=True)
+  for branch in ("ins_conv", "inp_conv"):  # RSEFPN runs each from the coarsest level down
+    for i in (3, 2, 1, 0):
+      nm.conv(f"neck.{branch}.{i}.in_conv", bias=False)
+      nm.se(f"neck.{branch}.{i}.se_block")
+  head = "head.binarize"
+  nm.conv(head + ".conv1", bias=False)
+  nm.bn(head + ".conv_bn1")
+  nm.conv_transpose(head + ".conv2")
+  nm.bn(head + ".conv_bn2")
+  nm.conv_transpose(head + ".conv3")
+  return nm.done("DB head")
+
+
+def _assign_cls(events: Sequence[_Event],
+                n_blocks: int = MOBILENETV3_SMALL_BLOCKS) -> dict[str, np.ndarray]:
+  """Names the events as PaddleOCR's state_dict of MobileNetV3 (rec variant) + ClsHead."""
+  nm = _Namer(events)
+  nm.conv_bn("backbone.conv1")
+  for i in range(n_blocks):
+    p = f"backbone.blocks.{i}"
+    nm.conv_bn(p + ".expand_conv")
+    nm.conv_bn(p + ".bottleneck_conv")
+    if nm.at_se():
+      nm.se(p + ".mid_se")
+    nm.conv_bn(p + ".linear_conv")
+  nm.conv_bn("backbone.conv2")
+  nm.linear("head.fc")
+  return nm.done("classifier head")
 
 
 def charset_from_onnx(model) -> charset_lib.Charset:
@@ -255,7 +356,7 @@ def charset_from_onnx(model) -> charset_lib.Charset:
 
 def _check_io(model, path: str, num_classes: int) -> None:
   g = model.graph
-  dims = lambda v: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]  # noqa
+  dims = _dims
   if len(g.input) != 1 or len(dims(g.input[0])) != 4 or dims(g.input[0])[1] != 3:
     raise OnnxImportError(f"{path}: expected one NCHW input with 3 channels, got "
                           f"{[(i.name, dims(i)) for i in g.input]}")
@@ -282,6 +383,42 @@ def import_onnx(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], charset
     raise OnnxImportError(f"{path}: CTC head has {sd['head.ctc_head.fc.bias'].shape[0]} "
                           f"classes but the metadata lists {cs.num_classes}")
   return sd, cs
+
+
+def _dims(v) -> list:
+  return [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+
+
+def _import_graph(path: str | os.PathLike, assign, out_dims: int, out_channels: int
+                  ) -> dict[str, np.ndarray]:
+  """Loads `path`, checks one NCHW 3-channel input and one output of `out_dims` dims whose
+  axis 1 has `out_channels`, and names its parameters with `assign(events)`."""
+  path = os.fspath(path)
+  model = load_onnx(path)
+  g = model.graph
+  if len(g.input) != 1 or len(_dims(g.input[0])) != 4 or _dims(g.input[0])[1] != 3:
+    raise OnnxImportError(f"{path}: expected one NCHW input with 3 channels, got "
+                          f"{[(i.name, _dims(i)) for i in g.input]}")
+  if (len(g.output) != 1 or len(_dims(g.output[0])) != out_dims
+      or _dims(g.output[0])[1] != out_channels):
+    raise OnnxImportError(f"{path}: expected one {out_dims}-d output with {out_channels} "
+                          f"channels on axis 1, got {[(o.name, _dims(o)) for o in g.output]}")
+  try:
+    return assign(_param_events(g))
+  except OnnxImportError as e:
+    raise OnnxImportError(f"{path}: {e}") from None
+
+
+def import_det_onnx(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """Official PP-OCRv4 mobile det ONNX (output [B, 1, H, W]) -> {PaddleOCR deploy name:
+  float32 array}; conv weights OIHW, transposed-conv weights [Cin, Cout, k, k] as Paddle's."""
+  return _import_graph(path, _assign_det, 4, 1)
+
+
+def import_cls_onnx(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """Official ch_ppocr_mobile_v2.0_cls ONNX (output [B, 2]) -> {PaddleOCR name: float32
+  array}; conv weights OIHW, the Linear weight [in, out]."""
+  return _import_graph(path, _assign_cls, 2, 2)
 
 
 def check_shapes(state: Mapping[str, np.ndarray], expected: Mapping[str, Sequence[int]],
