@@ -54,20 +54,21 @@ def check_dataset_dir(dataset_dir: str, splits: tuple[str, ...]) -> None:
                        f"{layout})")
 
 
-def check_model(name: str, weights_flag: str, weights: str) -> None:
-  """`name` is registered, and has official weights when `weights` asks for them."""
+def check_model(name: str, weights: str, weights_flag: str) -> None:
+  """`name` is registered, and has official weights when `weights` ("" / "official") asks
+  for them; else UsageError naming `weights_flag`, where the weights can be given."""
   from textrec import registry  # pylint: disable=g-import-not-at-top
 
   names = registry.model_names()
   if name not in names:
-    raise UsageError(f"--config.model.name={name}: unknown model; registered: "
-                     f"{', '.join(names)} (each has configs/<model>.py)")
+    raise UsageError(f"unknown model {name!r} (--config.model.name); registered: "
+                     f"{', '.join(names)}")
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   if weights in ("", "official") and name not in official.OFFICIAL_ONNX:
     raise UsageError(
         f"{name} has no weights shipped with textrec (only {', '.join(official.OFFICIAL_ONNX)} "
-        f"has); pass --config.{weights_flag}=PATH: {_WEIGHTS_KINDS}")
+        f"has); give them as {weights_flag}=PATH: {_WEIGHTS_KINDS}")
 
 
 def check_extra(module: str, extra: str, mode: str) -> None:
@@ -118,7 +119,7 @@ def check_config(config: Any) -> None:
     _at_least("predict.batch_size", p.batch_size, 1)
     _at_least("predict.rotate_tall", p.rotate_tall, 0)
     _existing("predict.model_dir", p.model_dir, _WEIGHTS_KINDS)
-    check_model(config.model.name, "predict.model_dir", p.model_dir)
+    check_model(config.model.name, p.model_dir, "--config.predict.model_dir")
   elif mode == "evaluate":
     e = config.evaluate
     _at_least("evaluate.batch_size", e.batch_size, 1)
@@ -126,7 +127,7 @@ def check_config(config: Any) -> None:
     _existing("evaluate.weight_path", e.weight_path, _WEIGHTS_KINDS)
     _existing("data.dict_path", config.data.dict_path)
     check_dataset_dir(config.dataset_dir, (e.split,))
-    check_model(config.model.name, "evaluate.weight_path", e.weight_path)
+    check_model(config.model.name, e.weight_path, "--config.evaluate.weight_path")
   elif mode == "train":
     t, o = config.train, config.optim
     for flag, v in (("train.batch_size", t.batch_size), ("train.log_every", t.log_every),
@@ -145,7 +146,7 @@ def check_config(config: Any) -> None:
       _existing("train.pretrained", t.pretrained, f"'official', '' (from scratch) or "
                 f"{_WEIGHTS_KINDS}")
     check_dataset_dir(config.dataset_dir, ("train", "val"))
-    check_model(config.model.name, "train.pretrained", t.pretrained or "scratch")
+    check_model(config.model.name, t.pretrained or "scratch", "--config.train.pretrained")
   elif mode == "export":
     x = config.export
     _one_of("export.format", x.format, FORMATS)
@@ -154,7 +155,7 @@ def check_config(config: Any) -> None:
       check_extra("jax2onnx", "export", "export to ONNX")
     if x.format in ("saved_model", "all"):
       check_extra("tensorflow", "export", "export to a SavedModel")
-    check_model(config.model.name, "export.weight_path", x.weight_path)
+    check_model(config.model.name, x.weight_path, "--config.export.weight_path")
   elif mode == "check_dataset":
     if config.dataset_dir and not os.path.isdir(config.dataset_dir):
       raise UsageError(f"--config.dataset_dir={config.dataset_dir}: no such directory")

@@ -25,7 +25,7 @@ _NOISE = ("Given directory is read only", "is read only, save will be skipped",
           "is read only, delete will be skipped", "Unable to initialize backend")
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
   """A user mistake (flag, config value, path, missing extra): one line, exit code 2."""
 
 

@@ -233,6 +233,9 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   dir (with inference.yml) or a PaddleOCR `.pdparams` file. dict_path: the dictionary of a
   `.pdparams` model (default: the official one). rotate_tall: see `TextRecognizer`.
   """
+  from textrec import checks  # pylint: disable=g-import-not-at-top
+
+  checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
   probs_fn, cs, source = load_backend(name, model_dir, dict_path)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
                         rotate_tall=rotate_tall)
