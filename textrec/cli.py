@@ -133,14 +133,15 @@ def _bad_value(config: Any, e: Exception) -> str:
   m = re.match(r"flag (--config\.[\w.]+)=(.*?): ", str(e))
   if not m:
     return str(e)
-  node = config
-  for key in m.group(1)[len("--config."):].split("."):
-    node = node[key]
+  parent, keys = config, m.group(1)[len("--config."):].split(".")
+  for key in keys[:-1]:
+    parent = parent[key]
+  node = parent[keys[-1]]
   if hasattr(node, "keys"):
     return (f"{m.group(1)}: a section, not a value; set its keys as {m.group(1)}.KEY=VALUE "
             f"({', '.join(sorted(node.keys()))})")
   kind = {bool: "True or False", int: "an integer", float: "a number",
-          str: "a string"}.get(type(node), type(node).__name__)
+          str: "a string"}.get(parent.get_type(keys[-1]), type(node).__name__)
   return f"{m.group(1)}={m.group(2)}: expected {kind} (default: {node!r})"
 
 

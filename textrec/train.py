@@ -245,6 +245,10 @@ def run(config) -> int:
 
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
+  from textrec import cli  # pylint: disable=g-import-not-at-top
+  from textrec import predictor  # pylint: disable=g-import-not-at-top
+
+  predictor.enable_compile_cache()  # a second run skips most of the compiles
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
   maybe_initialize_distributed()
   t_start = time.time()
@@ -252,6 +256,8 @@ def run(config) -> int:
   primary = jax.process_index() == 0
   os.makedirs(out, exist_ok=True)
   log = _Log(out, primary)
+  if primary:  # warnings (ours about the data, third-party ones) are kept in train.log too
+    cli.log_to_file(log.path)
   dataset_dir = pipeline.dataset_dir(config)
   ckpt = ckpt_lib.Checkpointer(out, config.train.keep_last)
   resume_meta = None
@@ -265,6 +271,7 @@ def run(config) -> int:
     log(m)
   if setup.drop_nrtr:  # the resolved config (config.json) says what the run does
     config.train.nrtr_weight, config.train.use_guide = 0.0, False
+  config.data.multi_scale = pipeline.multi_scale(config)
   if primary:
     _write_json(os.path.join(out, "config.json"), json.loads(config.to_json_best_effort()))
     with open(os.path.join(out, "dict.txt"), "w", encoding="utf-8") as f:
@@ -276,8 +283,11 @@ def run(config) -> int:
                                                     batch_multiple=len(mesh.local_devices))
   spe = int(info["batches_per_epoch"])
   total = int(config.train.steps) or int(config.train.epochs) * spe
+  drops = dict(info["drops"], **{k: n for k, n in (
+      ("bad label line", info.get("skipped_lines", 0)),
+      ("image not found, replaced when drawn", info.get("missing_images", 0))) if n})
   log(f"data: {dataset_dir}: {info['kept']} of {info['records']} training samples kept "
-      f"(drops: {info['drops'] or 'none'}); batch shapes (W, H, B per process): "
+      f"(drops: {drops or 'none'}); batch shapes (W, H, B per process): "
       f"{info['shapes']}; {spe} steps/epoch; {total} steps")
   log(f"devices: {n_dev} ({jax.devices()[0].platform}) in {jax.process_count()} process(es); "
       f"mesh axis 'data'; per-device batch = global batch / {n_dev}")
