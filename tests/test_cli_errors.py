@@ -190,3 +190,28 @@ def test_predict_prints_a_few_lines_and_a_summary(tmp_path):
   assert len(err) == 1, r.stderr
   assert err[0].startswith("predict: 2 recognised (1 with no text read), 0 failed, "
                            "1 skipped (1 not an image file)"), err[0]
+
+
+def test_train_data_counts_a_missing_image_and_names_it_once(tmp_path, caplog):
+  """A label line whose image is missing: counted in the training data's info (the train
+  log's "drops"), its record named once however often it is drawn."""
+  sys.path.insert(0, os.path.dirname(__file__))
+  sys.path.insert(0, str(REPO / "configs"))
+  import tiny  # pylint: disable=g-import-not-at-top
+  import train_utils  # pylint: disable=g-import-not-at-top
+
+  from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
+
+  data = pathlib.Path(train_utils.make_dataset(tmp_path / "data", n_train=8, n_val=4))
+  (data / "images" / "train_3.png").unlink()
+  cfg = tiny.get_config()
+  with cfg.unlocked():
+    cfg.dataset_dir, cfg.data.num_workers, cfg.data.augment = str(data), 0, False
+    cfg.train.batch_size = 4
+  it, info = pipeline.train_iter_from_config(cfg)
+  assert info["missing_images"] == 1 and info["records"] == 8
+  replaced = sum(int(next(it)["replaced"].sum()) for _ in range(6))  # three epochs
+  assert replaced == 3
+  named = [r.getMessage() for r in caplog.records if "train.txt:4: image not found" in
+           r.getMessage()]
+  assert len(named) == 1, named

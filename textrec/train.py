@@ -318,6 +318,11 @@ def run(config) -> int:
                                 fresh_nrtr=setup.fresh_nrtr)
   eval_every = int(config.train.eval_every) or spe
   evaluator = _Evaluator(setup, config, dataset_dir)
+  before = None  # the pretrained weights' accuracy, so the run shows what training gained
+  if config.train.pretrained and start == 0:
+    before = evaluator(state.variables)
+    log(f"eval before training ({config.train.pretrained} weights): acc {before['acc']:.4f}  "
+        f"norm_edit_dis {before['norm_edit_dis']:.4f}")
   window, t_win, n_img, n_timed, last_eval = [], time.time(), 0, 0, None
   stop_reason = "completed"
   prev = None
@@ -392,7 +397,7 @@ def run(config) -> int:
       replaced_records=n_replaced,
       config=os.path.join(out, "config.json"), train_log=os.path.join(out, "train.log"),
       label_dict=os.path.join(out, "dict.txt"), curve=os.path.join(out, "train_curve.png"),
-      dataset_dir=os.path.abspath(dataset_dir), metrics=last_eval,
+      dataset_dir=os.path.abspath(dataset_dir), metrics=last_eval, pretrained_metrics=before,
       models=dict(best=dict(best, path=os.path.join(out, ckpt_lib.BEST_DIR)),
                   last=dict(step=ckpt.latest_step(),
                             path=os.path.join(out, ckpt_lib.CKPT_DIR))))
@@ -403,7 +408,8 @@ def run(config) -> int:
     except Exception as e:  # a missing plot must not fail a finished run  # pylint: disable=broad-except
       log(f"training curve not drawn: {e!r}")
   ckpt.close()
-  log(f"{stop_reason}: {step} steps in {_fmt_time(wall)}; best acc {best['acc']:.4f}; "
+  gain = f" ({best['acc'] - before['acc']:+.4f} over the pretrained weights)" if before else ""
+  log(f"{stop_reason}: {step} steps in {_fmt_time(wall)}; best acc {best['acc']:.4f}{gain}; "
       f"results in {out}/train_result.json")
   if stop_reason != "completed":
     print(stop_reason, file=sys.stderr)

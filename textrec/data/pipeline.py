@@ -54,8 +54,10 @@ _warned: set[str] = set()  # per process: a bad record is named once, then only 
 
 
 def _warn_once(msg: str) -> None:
-  if msg not in _warned:
-    _warned.add(msg)
+  """Logs `msg` ("file:line: what is wrong ...") unless its record was named already."""
+  where = msg.split(": ", 1)[0]
+  if where not in _warned:
+    _warned.add(where)
     _log.warning("%s", msg)
 
 
@@ -383,7 +385,7 @@ def train_iter_from_config(config, charset=None, batch_multiple: int = 1, num_ep
   missing = [e.where for e in getattr(src, "entries", ())
              if not os.path.isfile(os.path.join(d, e.path))]
   for where in missing[:5]:
-    _log.warning("%s: image not found (replaced by the next record when drawn)", where)
+    _warn_once(f"{where}: image not found (replaced by the next record when drawn)")
   pi, pc = _shard()
   enc = labels.LabelEncoder(charset, config.data.max_text_length)
   it, info = train_iter(src, enc, max(1, config.train.batch_size // pc), seed=config.seed,
