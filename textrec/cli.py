@@ -62,8 +62,8 @@ def debug_requested(argv: Sequence[str] = ()) -> bool:
 
 def print_error(msg: str) -> int:
   """Prints `error: msg` (its first line) to stderr; returns EXIT_USAGE."""
-  print(f"error: {str(msg).strip().splitlines()[0] if str(msg).strip() else msg}",
-        file=sys.stderr, flush=True)
+  first = (str(msg).strip().splitlines() or [""])[0]
+  print(f"error: {first}", file=sys.stderr, flush=True)
   return EXIT_USAGE
 
 

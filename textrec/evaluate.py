@@ -116,10 +116,8 @@ def _load(config) -> tuple[Any, dict, Charset, str]:
 
 def run(config) -> int:
   """--config.mode=evaluate: writes OUT/evaluate_result.json; returns the exit code."""
-  from textrec import predictor  # pylint: disable=g-import-not-at-top
   from textrec.data import demo  # pylint: disable=g-import-not-at-top
 
-  predictor.enable_compile_cache()
   dataset_dir = config.dataset_dir or demo.demo_dataset_dir()
   out_dir = config.output_dir
   os.makedirs(out_dir, exist_ok=True)

@@ -52,6 +52,10 @@ def run(config) -> int:
   from textrec import checks  # pylint: disable=g-import-not-at-top
 
   checks.check_config(config)
+  if config.mode in ("train", "evaluate"):  # predict enables it itself
+    from textrec import predictor  # pylint: disable=g-import-not-at-top
+
+    predictor.enable_compile_cache()  # on disk: a second run skips most compiles
   module, fn = MODES[config.mode].split(":")
   return int(getattr(importlib.import_module(module), fn)(config) or 0)
 

@@ -246,9 +246,6 @@ def run(config) -> int:
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   from textrec import cli  # pylint: disable=g-import-not-at-top
-  from textrec import predictor  # pylint: disable=g-import-not-at-top
-
-  predictor.enable_compile_cache()  # a second run skips most of the compiles
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
   maybe_initialize_distributed()
   t_start = time.time()
