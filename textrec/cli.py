@@ -119,10 +119,11 @@ def _bad_override(config: Any, argv: Sequence[str]) -> str | None:
         if not keys:
           return f"{flag}: {where} is a value, not a section; write --config.{where}=VALUE"
         close = difflib.get_close_matches(key, keys, n=1)
-        fix = (f"did you mean --config.{'.'.join(parts[:i] + close)}"
-               f"{'.' + '.'.join(parts[i + 1:]) if parts[i + 1:] else ''}"
-               f"{'=' + value if value else ''}?" if close else
-               f"{where} has {', '.join(sorted(keys))}")
+        if close:
+          fixed = ".".join(parts[:i] + close + parts[i + 1:])
+          fix = f"did you mean --config.{fixed}{'=' + value if value else ''}?"
+        else:
+          fix = f"{where} has {', '.join(sorted(keys))}"
         return f"{flag}: no such config key ({fix})"
       node = node[key]
   return None

@@ -246,6 +246,7 @@ def run(config) -> int:
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   from textrec import cli  # pylint: disable=g-import-not-at-top
+
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
   maybe_initialize_distributed()
   t_start = time.time()
