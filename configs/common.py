@@ -26,7 +26,9 @@ def data_section() -> mlc.ConfigDict:
       max_text_length=25,
       height=48,
       width=320,             # training/eval pad width
-      multi_scale=True,      # PaddleOCR's MultiScaleSampler: 320x32, 320x48, 320x64
+      # PaddleOCR's MultiScaleSampler (320x32, 320x48, 320x64: a train-step compile each).
+      # None = True for a dataset_dir, False (320x48 alone) for the embedded demo dataset.
+      multi_scale=mlc.config_dict.placeholder(bool),
       num_workers=2,
       augment=True,
       augment_prob=0.4,      # RecAug: probability of each operation (TIA, crop, blur, ...)

@@ -326,12 +326,14 @@ def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   out = tmp_path / "out"
   code = predictor.run(_config(input=str(d), output_dir=str(out), batch_size=4,
                                rotate_tall=1.5))
-  assert code == 1  # three bad files
+  assert code == 1  # two bad images; readme.txt is skipped, not failed
   assert asked == {"rotate_tall": 1.5}
   captured = capsys.readouterr()
-  assert captured.out.count("'rec_text'") == 10
-  assert "7 recognised, 3 failed" in captured.err and "readme.txt" in captured.err
-  assert len(list(out.glob("*_res.json"))) == 10
+  assert captured.out.count("'rec_text'") == 9
+  assert ("7 recognised, 2 failed (1 not a readable image, 1 empty file), 1 skipped "
+          "(1 not an image file)") in captured.err
+  assert "readme.txt" not in captured.err
+  assert len(list(out.glob("*_res.json"))) == 9
   assert len(list(out.glob("*_res.png"))) == 7
   good = tmp_path / "good"
   good.mkdir()

@@ -18,6 +18,7 @@ import numpy as np
 
 from textrec import preprocess
 
+SKIPPED = "; skipped"  # ends the error of a directory's non-image file
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm",
               ".pgm", ".ppm", ".pnm")
 
@@ -128,7 +129,7 @@ def _expand(inp: Any, name: str) -> Iterator[tuple[str | None, Any]]:
           yield f, f
         else:
           ext = pathlib.Path(f).suffix or "(none)"
-          yield f, _Error(f"{f}: not an image file (extension {ext}); skipped")
+          yield f, _Error(f"{f}: not an image file (extension {ext}){SKIPPED}")
     else:
       yield path, path
   elif isinstance(inp, np.ndarray) and inp.ndim == 4:
@@ -163,6 +164,14 @@ def iter_inputs(inputs: Any) -> Iterator[Item]:
     else:
       img, err = check_image(x, f"input array #{index}")
       yield Item(index, None, image=img, error=err)
+
+
+def error_reason(error: str, path: str | None) -> tuple[str, bool]:
+  """An Item's error -> (its short reason, e.g. "no such file", skipped?); a directory's
+  non-image files are skipped, not failed."""
+  why = error[len(path) + 2:] if path and error.startswith(f"{path}: ") else \
+      error.split(": ", 1)[-1]
+  return why.split(" (")[0].removesuffix(SKIPPED), error.endswith(SKIPPED)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

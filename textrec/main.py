@@ -3,6 +3,8 @@
 Dispatches on `config.mode`: train | evaluate | predict | check_dataset | export | serve.
 On Linux it first re-executes itself with transparent huge pages for malloc
 (`textrec.hugepages`: XLA:CPU train steps 1.1-1.3x faster; TEXTREC_HUGEPAGES=0 opts out).
+Exit codes: 0 done, 1 some of the work failed, 2 a usage error, printed as one `error: ...`
+line (`textrec.cli`; TEXTREC_DEBUG=1 or --verbosity=1 shows the traceback instead).
 """
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ import importlib
 import sys
 
 from absl import app
+from absl import flags
 from ml_collections import config_flags
+
+from textrec import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -28,13 +33,30 @@ MODES = {
 
 def main(argv) -> int:
   del argv
-  config = _CONFIG.value
+  debug = cli.debug_requested(sys.argv) or flags.FLAGS.verbosity >= 1
+  cli.quiet_logs(debug)
+  try:
+    return run(_CONFIG.value)
+  except cli.USER_ERRORS as e:
+    if debug:
+      raise
+    return cli.print_error(cli.explain(e))
+
+
+def run(config) -> int:
+  """Checks `config` (raising cli.UsageError), then runs its mode; returns the exit code."""
   if config is None:
-    print("--config=configs/<model>.py is required", file=sys.stderr)
-    return 2
+    raise cli.UsageError("--config=configs/<model>.py is required")
   if config.mode not in MODES:
-    print(f"unknown mode {config.mode!r}; one of {sorted(MODES)}", file=sys.stderr)
-    return 2
+    raise cli.UsageError(f"--config.mode={config.mode}: unknown mode; one of "
+                         f"{', '.join(MODES)}")
+  from textrec import checks  # pylint: disable=g-import-not-at-top
+
+  checks.check_config(config)
+  if config.mode in ("train", "evaluate"):  # predict enables it itself
+    from textrec import predictor  # pylint: disable=g-import-not-at-top
+
+    predictor.enable_compile_cache()  # on disk: a second run skips most compiles
   module, fn = MODES[config.mode].split(":")
   return int(getattr(importlib.import_module(module), fn)(config) or 0)
 
@@ -43,4 +65,4 @@ if __name__ == "__main__":
   from textrec import hugepages  # pylint: disable=g-import-not-at-top
 
   hugepages.reexec_with_hugepages()
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -19,6 +19,7 @@ JAX inference always runs the fused (deploy) form, whatever form the weights cam
 """
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import time
@@ -254,6 +255,9 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
   `TextRecognizer`. session_config: onnxruntime session config entries, for an exported dir.
   """
+  from textrec import checks  # pylint: disable=g-import-not-at-top
+
+  checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
   if model_dir_kind(model_dir) != "exported":
     enable_compile_cache()  # a fresh process reuses earlier runs' compiled programs
   probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
@@ -278,7 +282,9 @@ def enable_compile_cache() -> None:
 
 def run(config) -> int:
   """`--config.mode=predict`: recognises config.predict.input, prints each result and saves
-  images/JSON under config.output_dir. Exit code 0, 1 if any input failed, 2 on bad config."""
+  images/JSON under config.output_dir, then a summary line (counts by reason). Exit code 0;
+  1 when an input failed or none was read (a directory's non-image files are skipped, not
+  failed); 2 on bad config."""
   p = config.predict
   if not p.input:
     print("predict: --config.predict.input=PATH (image, directory or list) is required",
@@ -300,20 +306,34 @@ def run(config) -> int:
     return 2
   out_dir = config.output_dir
   os.makedirs(out_dir, exist_ok=True)
-  n_ok = n_err = 0
+  from textrec import checks  # pylint: disable=g-import-not-at-top
+
+  n_ok, n_empty, failed, skipped = 0, 0, collections.Counter(), collections.Counter()
   t0 = time.perf_counter()
-  for res in model.predict(p.input, batch_size=int(p.batch_size)):
-    res.print(json_format=False)
+  for res in model.predict(checks.predict_inputs(p.input), batch_size=int(p.batch_size)):
     if res.error is not None:
-      n_err += 1
+      why, skip = inputs_lib.error_reason(res.error, res.input_path)
+      (skipped if skip else failed)[why] += 1
+      if skip:
+        continue
       print(f"predict: error: {res.error}", file=sys.stderr)
     else:
       n_ok += 1
+      n_empty += not res.rec_text
       if p.save_img:
         res.save_to_img(out_dir)
+    res.print(json_format=False)
     if p.save_json:
       res.save_to_json(out_dir)
-  dt = time.perf_counter() - t0
-  print(f"predict: {n_ok} recognised, {n_err} failed in {dt:.1f} s; results in {out_dir}",
-        file=sys.stderr)
-  return 1 if n_err else 0
+  print(f"predict: {_summary(n_ok, n_empty, failed, skipped)} in "
+        f"{time.perf_counter() - t0:.1f} s; results in {out_dir}", file=sys.stderr)
+  return 1 if failed or not n_ok else 0
+
+
+def _summary(n_ok: int, n_empty: int, failed: collections.Counter,
+             skipped: collections.Counter) -> str:
+  """"3 recognised (1 with no text), 1 failed (1 no such file), 2 skipped (...)"."""
+  by = lambda c: ", ".join(f"{n} {why}" for why, n in c.most_common())
+  s = f"{n_ok} recognised" + (f" ({n_empty} with no text read)" if n_empty else "")
+  s += f", {sum(failed.values())} failed" + (f" ({by(failed)})" if failed else "")
+  return s + (f", {sum(skipped.values())} skipped ({by(skipped)})" if skipped else "")

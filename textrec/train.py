@@ -245,6 +245,8 @@ def run(config) -> int:
 
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
+  from textrec import cli  # pylint: disable=g-import-not-at-top
+
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
   maybe_initialize_distributed()
   t_start = time.time()
@@ -252,6 +254,8 @@ def run(config) -> int:
   primary = jax.process_index() == 0
   os.makedirs(out, exist_ok=True)
   log = _Log(out, primary)
+  if primary:  # warnings (ours about the data, third-party ones) are kept in train.log too
+    cli.log_to_file(log.path)
   dataset_dir = pipeline.dataset_dir(config)
   ckpt = ckpt_lib.Checkpointer(out, config.train.keep_last)
   resume_meta = None
@@ -265,6 +269,7 @@ def run(config) -> int:
     log(m)
   if setup.drop_nrtr:  # the resolved config (config.json) says what the run does
     config.train.nrtr_weight, config.train.use_guide = 0.0, False
+  config.data.multi_scale = pipeline.multi_scale(config)
   if primary:
     _write_json(os.path.join(out, "config.json"), json.loads(config.to_json_best_effort()))
     with open(os.path.join(out, "dict.txt"), "w", encoding="utf-8") as f:
@@ -276,8 +281,11 @@ def run(config) -> int:
                                                     batch_multiple=len(mesh.local_devices))
   spe = int(info["batches_per_epoch"])
   total = int(config.train.steps) or int(config.train.epochs) * spe
+  drops = dict(info["drops"], **{k: n for k, n in (
+      ("bad label line", info.get("skipped_lines", 0)),
+      ("image not found, replaced when drawn", info.get("missing_images", 0))) if n})
   log(f"data: {dataset_dir}: {info['kept']} of {info['records']} training samples kept "
-      f"(drops: {info['drops'] or 'none'}); batch shapes (W, H, B per process): "
+      f"(drops: {drops or 'none'}); batch shapes (W, H, B per process): "
       f"{info['shapes']}; {spe} steps/epoch; {total} steps")
   log(f"devices: {n_dev} ({jax.devices()[0].platform}) in {jax.process_count()} process(es); "
       f"mesh axis 'data'; per-device batch = global batch / {n_dev}")
@@ -308,6 +316,11 @@ def run(config) -> int:
                                 fresh_nrtr=setup.fresh_nrtr)
   eval_every = int(config.train.eval_every) or spe
   evaluator = _Evaluator(setup, config, dataset_dir)
+  before = None  # the pretrained weights' accuracy, so the run shows what training gained
+  if config.train.pretrained and start == 0:
+    before = evaluator(state.variables)
+    log(f"eval before training ({config.train.pretrained} weights): acc {before['acc']:.4f}  "
+        f"norm_edit_dis {before['norm_edit_dis']:.4f}")
   window, t_win, n_img, n_timed, last_eval = [], time.time(), 0, 0, None
   stop_reason = "completed"
   prev = None
@@ -382,7 +395,7 @@ def run(config) -> int:
       replaced_records=n_replaced,
       config=os.path.join(out, "config.json"), train_log=os.path.join(out, "train.log"),
       label_dict=os.path.join(out, "dict.txt"), curve=os.path.join(out, "train_curve.png"),
-      dataset_dir=os.path.abspath(dataset_dir), metrics=last_eval,
+      dataset_dir=os.path.abspath(dataset_dir), metrics=last_eval, pretrained_metrics=before,
       models=dict(best=dict(best, path=os.path.join(out, ckpt_lib.BEST_DIR)),
                   last=dict(step=ckpt.latest_step(),
                             path=os.path.join(out, ckpt_lib.CKPT_DIR))))
@@ -393,7 +406,8 @@ def run(config) -> int:
     except Exception as e:  # a missing plot must not fail a finished run  # pylint: disable=broad-except
       log(f"training curve not drawn: {e!r}")
   ckpt.close()
-  log(f"{stop_reason}: {step} steps in {_fmt_time(wall)}; best acc {best['acc']:.4f}; "
+  gain = f" ({best['acc'] - before['acc']:+.4f} over the pretrained weights)" if before else ""
+  log(f"{stop_reason}: {step} steps in {_fmt_time(wall)}; best acc {best['acc']:.4f}{gain}; "
       f"results in {out}/train_result.json")
   if stop_reason != "completed":
     print(stop_reason, file=sys.stderr)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -49,6 +50,15 @@ SCALES = ((320, 32), (320, 48), (320, 64))  # (W, H): PaddleOCR's MultiScaleSamp
 DIVIDED_FACTOR = (8, 16)                     # W, H multiples (PaddleOCR's divided_factor)
 MAX_RETRIES = 32
 _log = logging.getLogger(__name__)
+_warned: set[str] = set()  # per process: a bad record is named once, then only counted
+
+
+def _warn_once(msg: str) -> None:
+  """Logs `msg` ("file:line: what is wrong ...") unless its record was named already."""
+  where = msg.split(": ", 1)[0]
+  if where not in _warned:
+    _warned.add(where)
+    _log.warning("%s", msg)
 
 
 def decode_image(data: bytes, where: str) -> np.ndarray:
@@ -179,7 +189,7 @@ class _TrainBatch:
             e_img, e_text, _ = self._load(int(r.integers(len(self.keep))))
             return e_img, e_text
           except DataError as err:
-            _log.warning("%s (RecConAug picks another)", err)
+            _warn_once(f"{err} (RecConAug picks another)")
         raise DataError(f"RecConAug: {MAX_RETRIES} random records in a row are unreadable")
       img, text = augment.rec_con_aug(img, text, rng, load_ext,
                                       prob=self.concat_prob, image_shape=self.con_image_shape,
@@ -209,7 +219,7 @@ class _TrainBatch:
           if s is None:
             last = f"{self.source.where(int(self.keep[pos]))}: dropped by the label encoder"
         except DataError as err:
-          _log.warning("%s (replaced by the next record)", err)
+          _warn_once(f"{err} (replaced by the next record; named once, counted in the log)")
           s, last = None, str(err)
         if s is not None:
           break
@@ -346,6 +356,13 @@ def dataset_dir(config) -> str:
   return demo.demo_dataset_dir()
 
 
+def multi_scale(config) -> bool:
+  """config.data.multi_scale; None (the default): PaddleOCR's multi-scale for a dataset_dir,
+  one scale for the small embedded demo dataset (one train-step compile, a quick main job)."""
+  ms = config.data.multi_scale
+  return bool(config.dataset_dir) if ms is None else bool(ms)
+
+
 def load_charset(config, data_dir: str):
   """config.data.dict_path if set, else DIR/dict.txt (+ space when data.use_space_char)."""
   import os
@@ -365,17 +382,20 @@ def train_iter_from_config(config, charset=None, batch_multiple: int = 1, num_ep
   src, problems = source_lib.open_split(d, "train")
   for p in problems[:20]:
     _log.warning("%s (line skipped)", p)
+  missing = [e.where for e in getattr(src, "entries", ())
+             if not os.path.isfile(os.path.join(d, e.path))]
+  for where in missing[:5]:
+    _warn_once(f"{where}: image not found (replaced by the next record when drawn)")
   pi, pc = _shard()
   enc = labels.LabelEncoder(charset, config.data.max_text_length)
   it, info = train_iter(src, enc, max(1, config.train.batch_size // pc), seed=config.seed,
-                        num_workers=config.data.num_workers, multi_scale=config.data.multi_scale,
+                        num_workers=config.data.num_workers, multi_scale=multi_scale(config),
                         height=config.data.height, width=config.data.width,
                         augment_on=config.data.augment, num_epochs=num_epochs,
                         batch_multiple=batch_multiple, shard=(pi, pc),
                         aug_prob=config.data.get("augment_prob", augment.REC_AUG_PROB),
                         concat_prob=config.data.get("concat_prob", augment.CON_AUG_PROB))
-  info["skipped_lines"] = len(problems)
-  info["dataset_dir"] = d
+  info.update(skipped_lines=len(problems), missing_images=len(missing), dataset_dir=d)
   return it, info
 
 

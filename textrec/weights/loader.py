@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from textrec.charset import Charset
+from textrec.weights.errors import WeightsError
 
 INFERENCE_YML = "inference.yml"
 
@@ -57,7 +58,7 @@ def resolve(path: str | os.PathLike | None) -> tuple[str, str]:
       return "pdparams", path
     if base in paddle_infer.PROGRAM_FILES + (paddle_infer.PARAMS_FILE,):
       return "paddle_infer", os.path.dirname(os.path.abspath(path))
-    raise ValueError(f"model_dir {path!r} is a file textrec does not read; it reads a "
+    raise WeightsError(f"model_dir {path!r} is a file textrec does not read; it reads a "
                      f"directory or a file of these kinds: {KINDS_HELP}")
   if paddle_infer.is_paddle_dir(path):
     return "paddle_infer", path
@@ -71,11 +72,11 @@ def resolve(path: str | os.PathLike | None) -> tuple[str, str]:
     if len(pdparams) == 1 or "best_accuracy.pdparams" in pdparams:
       pick = pdparams[0] if len(pdparams) == 1 else "best_accuracy.pdparams"
       return "pdparams", os.path.join(path, pick)
-    raise ValueError(f"model_dir {path!r} holds several .pdparams files ({', '.join(pdparams)}) "
+    raise WeightsError(f"model_dir {path!r} holds several .pdparams files ({', '.join(pdparams)}) "
                      "and no best_accuracy.pdparams; pass the file to use")
   shown = ", ".join(f + ("/" if os.path.isdir(os.path.join(path, f)) else "")
                     for f in found[:12]) + (" ..." if len(found) > 12 else "")
-  raise ValueError(f"model_dir {path!r} is not a model directory textrec reads (found: "
+  raise WeightsError(f"model_dir {path!r} is not a model directory textrec reads (found: "
                    f"{shown or 'nothing, it is empty'}). Each kind needs: {KINDS_HELP}")
 
 
@@ -144,7 +145,7 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
     variables, cs = official.load_official(name)
     return Weights(variables, cs, True, f"official {name}", cs.num_classes)
   if kind == "exported":
-    raise ValueError(f"{path} is a textrec export (ONNX); it holds no trainable weights "
+    raise WeightsError(f"{path} is a textrec export (ONNX); it holds no trainable weights "
                      "(serve it with create_model(name, model_dir=...), or pass the training "
                      "checkpoint it came from)")
   if kind == "paddle_infer":
@@ -160,7 +161,7 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
 
   meta = checkpoint.read_meta(path)
   if meta.get("model", name) != name:
-    raise ValueError(f"{path}: a checkpoint of {meta['model']!r}, not {name!r}; use that "
+    raise WeightsError(f"{path}: a checkpoint of {meta['model']!r}, not {name!r}; use that "
                      "model's config / create_model name")
   variables, cs = checkpoint.load_variables(path)
   deploy = bool(meta["deploy"]) if "deploy" in meta else is_deploy_variables(variables)
@@ -184,7 +185,7 @@ def select_submodel(state: dict[str, np.ndarray], prefix: str | None, where: str
   stripped; the prefix used). A plain checkpoint comes back unchanged (prefix None)."""
   if any(k.split(".", 1)[0] in _MODEL_PARTS for k in state):
     if prefix:
-      raise ValueError(f"{where}: prefix {prefix!r} given but this is not a distillation "
+      raise WeightsError(f"{where}: prefix {prefix!r} given but this is not a distillation "
                        "checkpoint (its keys start with backbone./head.)")
     return state, None
   prefixes = sorted({k.split(".", 1)[0] for k in state
@@ -196,7 +197,7 @@ def select_submodel(state: dict[str, np.ndarray], prefix: str | None, where: str
     if prefix is None and len(prefixes) == 1:
       want = prefixes[0]
     else:
-      raise ValueError(f"{where}: a distillation checkpoint with models {prefixes}; "
+      raise WeightsError(f"{where}: a distillation checkpoint with models {prefixes}; "
                        f"{want!r} is not one of them. Choose one with prefix= "
                        "(--config.model.weights_prefix=NAME)")
   cut = len(want) + 1
@@ -219,7 +220,7 @@ def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool,
                  "weights are read)")
   bias = [v for k, v in state.items() if k.startswith("head.ctc_head.fc") and k.endswith("bias")]
   if not bias:
-    raise ValueError(f"{path}: no head.ctc_head.fc bias; not a PaddleOCR recognition model?")
+    raise WeightsError(f"{path}: no head.ctc_head.fc bias; not a PaddleOCR recognition model?")
   num_classes = int(bias[-1].shape[0])
   try:
     cs: Charset | None = default_charset(dict_path)
@@ -229,7 +230,7 @@ def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool,
     cs = None
   if cs is not None and cs.num_classes != num_classes:
     if strict:
-      raise ValueError(f"{path}: its CTC head has {num_classes} classes but the dictionary "
+      raise WeightsError(f"{path}: its CTC head has {num_classes} classes but the dictionary "
                        f"gives {cs.num_classes} (blank + {len(cs.chars)} chars); pass the "
                        "model's dictionary (dict_path / config.data.dict_path)")
     cs = None
@@ -238,7 +239,7 @@ def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool,
     out = paddle.paddle_to_flax(state, model_name=name, num_classes=num_classes, deploy=deploy,
                                 strict=strict)
   except ValueError as e:
-    raise ValueError(f"{path}: not a {name} state_dict: {e}") from e
+    raise WeightsError(f"{path}: not a {name} state_dict: {e}") from e
   variables = out if strict else out[0]
   return Weights(variables, cs, deploy, path + (f" [{used}]" if used else ""), num_classes,
                  notes)

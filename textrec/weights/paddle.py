@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from textrec.weights.errors import WeightsError
+
 STRUCTURED_KEY = "StructuredToParameterName@@"
 DEFAULT_IGNORE = (r"(^|\.)positional_encoding\.pe$",)
 
@@ -65,15 +67,15 @@ def load_pdparams(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
       obj = _Unpickler(f).load()
     except Exception as e:  # pylint: disable=broad-except  (any corrupt pickle)
-      raise ValueError(f"{path}: not a readable .pdparams pickle ({e})") from e
+      raise WeightsError(f"{path}: not a readable .pdparams pickle ({e})") from e
   if not isinstance(obj, dict):
-    raise ValueError(f"{path}: expected a pickled dict of arrays, got {type(obj).__name__}")
+    raise WeightsError(f"{path}: expected a pickled dict of arrays, got {type(obj).__name__}")
   out: dict[str, np.ndarray] = {}
   for k, v in obj.items():
     if k == STRUCTURED_KEY:
       continue
     if not isinstance(v, np.ndarray):
-      raise ValueError(f"{path}: entry {k!r} is a {type(v).__name__}, not a numpy array")
+      raise WeightsError(f"{path}: entry {k!r} is a {type(v).__name__}, not a numpy array")
     out[str(k)] = v
   return out
 

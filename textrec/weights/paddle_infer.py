@@ -25,6 +25,7 @@ import numpy as np
 
 from textrec import charset as charset_lib
 from textrec.weights import paddle_program, pdiparams
+from textrec.weights.errors import WeightsError
 
 PROGRAM_FILES = ("inference.json", "inference.pdmodel")
 PARAMS_FILE = "inference.pdiparams"
@@ -38,7 +39,7 @@ Key = tuple[str, ...]
 _LEAF_ORDER = {"kernel": 0, "scale": 1, "embedding": 2, "bias": 99}
 
 
-class MismatchError(ValueError):
+class MismatchError(WeightsError):
   """The program's layers are not the requested model's."""
 
 
@@ -262,7 +263,7 @@ def check_model_name(yml: Mapping | None, name: str, where: str) -> None:
   have = ((yml or {}).get("Global") or {}).get("model_name")
   if not have or have == name or re.fullmatch(r"[a-z]+(?:_[a-z]+)*_" + re.escape(name), have):
     return
-  raise ValueError(f"{where}: Global.model_name is {have!r} but {name!r} was requested; "
+  raise WeightsError(f"{where}: Global.model_name is {have!r} but {name!r} was requested; "
                    f"load it as {have!r} (create_model({have!r}, model_dir=...) or "
                    f"--config.model.name / a config of that model)")
 
@@ -272,12 +273,12 @@ def yml_charset(chars: Any, num_classes: int, where: str) -> charset_lib.Charset
   space to the list; a list that already ends with the space (older textrec exports) is
   taken as is. The head's class count decides, and must fit."""
   if not isinstance(chars, list) or not all(isinstance(c, str) and c for c in chars):
-    raise ValueError(f"{where}: PostProcess.character_dict must be a list of characters")
+    raise WeightsError(f"{where}: PostProcess.character_dict must be a list of characters")
   if num_classes == len(chars) + 2:
     return charset_lib.Charset(tuple(chars) + (" ",))
   if num_classes == len(chars) + 1:
     return charset_lib.Charset(tuple(chars))
-  raise ValueError(f"{where}: PostProcess.character_dict has {len(chars)} characters but the "
+  raise WeightsError(f"{where}: PostProcess.character_dict has {len(chars)} characters but the "
                    f"model's CTC head has {num_classes} classes (blank + characters + space "
                    f"= {len(chars) + 2} expected): the dictionary is not this model's")
 
@@ -290,7 +291,7 @@ def dict_charset(dict_path: str | None, num_classes: int, where: str) -> charset
   cs = loader.default_charset(dict_path)
   if cs.num_classes != num_classes:
     src = dict_path or "PaddleOCR's ppocr_keys_v1 dictionary (the default)"
-    raise ValueError(f"{where}: the program's CTC head has {num_classes} classes but {src} "
+    raise WeightsError(f"{where}: the program's CTC head has {num_classes} classes but {src} "
                      f"gives {cs.num_classes} (blank + {len(cs.chars)} characters with the "
                      "space); pass the model's dictionary (dict_path / config.data.dict_path)")
   return cs

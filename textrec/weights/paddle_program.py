@@ -16,6 +16,7 @@ import json
 import os
 
 from textrec.weights import protowire
+from textrec.weights.errors import WeightsError
 
 _FEED_FETCH = ("feed", "fetch")
 # VarType.Type codes (framework.proto) of variables that are not saved tensors.
@@ -23,7 +24,7 @@ _NOT_TENSORS = {9, 10, 16}  # FEED_MINIBATCH, FETCH_LIST, FETCH_VAR_LIST
 _LOD_TENSOR = 7
 
 
-class ProgramError(ValueError):
+class ProgramError(WeightsError):
   """A program file that cannot be read."""
 
 

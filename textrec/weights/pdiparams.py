@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from textrec.weights import protowire
+from textrec.weights.errors import WeightsError
 
 # Paddle VarType codes of the dense dtypes a parameter file can hold.
 _DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,
@@ -30,7 +31,7 @@ def _np_dtype(code: int, where: str) -> np.dtype:
 
     return np.dtype(ml_dtypes.bfloat16)
   if code not in _DTYPES:
-    raise ValueError(f"{where}: Paddle data type {code} is not a dense numeric type")
+    raise PdiparamsError(f"{where}: Paddle data type {code} is not a dense numeric type")
   return np.dtype(_DTYPES[code]).newbyteorder("<")
 
 
@@ -43,7 +44,7 @@ def _code(dtype: np.dtype) -> int:
   raise ValueError(f"dtype {dtype} has no Paddle VarType code")
 
 
-class PdiparamsError(ValueError):
+class PdiparamsError(WeightsError):
   """A `.pdiparams` file that is truncated, corrupt or does not fit its program."""
 
 

@@ -1,0 +1,161 @@
+"""Fast checks of a config before a mode runs: a user's mistake becomes one `UsageError`
+line naming the flag and the fix, before seconds go into importing JAX or loading weights.
+
+Only what the user gave is checked (values, paths, extras); the modes still validate what
+they read (label files, weights).
+"""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+from typing import Any
+
+from textrec.cli import UsageError
+
+FORMATS = ("onnx", "saved_model", "all")
+_WEIGHTS_KINDS = ("a PaddleOCR .pdparams file, a Paddle inference directory or a textrec "
+                  "checkpoint / training output directory")
+
+
+def _at_least(flag: str, value: Any, low: float, strict: bool = False) -> None:
+  if value < low or (strict and value == low):
+    op = ">" if strict else ">="
+    raise UsageError(f"--config.{flag}={value}: must be {op} {low}")
+
+
+def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+  if value not in allowed:
+    raise UsageError(f"--config.{flag}={value}: must be one of {', '.join(allowed)}")
+
+
+def _existing(flag: str, path: str, what: str = "") -> None:
+  if path and not os.path.exists(path) and not os.path.isfile(path + ".pdparams"):
+    raise UsageError(f"--config.{flag}={path}: no such file or directory"
+                     + (f"; {what}" if what else ""))
+
+
+def has_split(dataset_dir: str, split: str) -> bool:
+  return (os.path.isfile(os.path.join(dataset_dir, f"{split}.txt")) or
+          bool(glob.glob(os.path.join(dataset_dir, f"{split}.array_record*"))))
+
+
+def check_dataset_dir(dataset_dir: str, splits: tuple[str, ...]) -> None:
+  """`dataset_dir` ("" = the demo dataset) exists and holds each split's label file."""
+  if not dataset_dir:
+    return
+  layout = "PaddleX's layout: DIR/images/..., DIR/train.txt, DIR/val.txt"
+  if not os.path.isdir(dataset_dir):
+    raise UsageError(f"--config.dataset_dir={dataset_dir}: no such directory (expected "
+                     f"{layout})")
+  for split in splits:
+    if not has_split(dataset_dir, split):
+      raise UsageError(f"--config.dataset_dir={dataset_dir}: no {split}.txt there (expected "
+                       f"{layout})")
+
+
+def check_model(name: str, weights: str, weights_flag: str) -> None:
+  """`name` is registered, and has official weights when `weights` ("" / "official") asks
+  for them; else UsageError naming `weights_flag`, where the weights can be given."""
+  from textrec import registry  # pylint: disable=g-import-not-at-top
+
+  names = registry.model_names()
+  if name not in names:
+    raise UsageError(f"unknown model {name!r} (--config.model.name); registered: "
+                     f"{', '.join(names)}")
+  from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+  if weights in ("", "official") and name not in official.OFFICIAL_ONNX:
+    raise UsageError(
+        f"{name} has no weights shipped with textrec (only {', '.join(official.OFFICIAL_ONNX)} "
+        f"has); give them as {weights_flag}=PATH: {_WEIGHTS_KINDS}")
+
+
+def check_extra(module: str, extra: str, mode: str) -> None:
+  if importlib.util.find_spec(module) is None:
+    raise UsageError(f"{mode} needs the '{extra}' extra ({module} is not installed): "
+                     f".venv/bin/pip install -e '.[{extra}]'")
+
+
+def predict_inputs(value: str) -> list[str]:
+  """`predict.input` as paths: one path, or a comma-separated list of paths."""
+  if os.path.exists(value) or "," not in value:
+    return [value]
+  return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def check_predict_input(value: str) -> list[str]:
+  """The input paths; UsageError when one is missing or directories alone hold no image."""
+  from textrec import inputs  # pylint: disable=g-import-not-at-top
+
+  if not value:
+    raise UsageError("--config.predict.input=PATH is required (an image, a directory, or "
+                     "a comma-separated list of them)")
+  paths = predict_inputs(value)
+  for p in paths:
+    _existing("predict.input", p)
+  if not all(os.path.isdir(p) for p in paths):
+    return paths  # a file named directly: predict reads it and says what is wrong
+  n_other = 0
+  for p in paths:
+    for d, _, files in os.walk(p):
+      for f in files:
+        if f.lower().endswith(inputs.IMAGE_EXTS) and not f.startswith("."):
+          return paths
+        n_other += 1
+  raise UsageError(f"--config.predict.input={value}: no image files there ({n_other} other "
+                   f"files; images end in {', '.join(inputs.IMAGE_EXTS[:5])}, ...)")
+
+
+def check_config(config: Any) -> None:
+  """Raises UsageError for the first mistake in what `config.mode` uses."""
+  mode = config.mode
+  _one_of("model.dtype", config.model.dtype, ("float32", "bfloat16"))
+  if os.path.isfile(config.output_dir):
+    raise UsageError(f"--config.output_dir={config.output_dir}: is a file, not a directory")
+  if mode == "predict":
+    p = config.predict
+    check_predict_input(p.input)
+    _at_least("predict.batch_size", p.batch_size, 1)
+    _at_least("predict.rotate_tall", p.rotate_tall, 0)
+    _existing("predict.model_dir", p.model_dir, _WEIGHTS_KINDS)
+    check_model(config.model.name, p.model_dir, "--config.predict.model_dir")
+  elif mode == "evaluate":
+    e = config.evaluate
+    _at_least("evaluate.batch_size", e.batch_size, 1)
+    _at_least("evaluate.rotate_tall", e.rotate_tall, 0)
+    _existing("evaluate.weight_path", e.weight_path, _WEIGHTS_KINDS)
+    _existing("data.dict_path", config.data.dict_path)
+    check_dataset_dir(config.dataset_dir, (e.split,))
+    check_model(config.model.name, e.weight_path, "--config.evaluate.weight_path")
+  elif mode == "train":
+    t, o = config.train, config.optim
+    for flag, v in (("train.batch_size", t.batch_size), ("train.log_every", t.log_every),
+                    ("train.save_every", t.save_every), ("train.keep_last", t.keep_last)):
+      _at_least(flag, v, 1)
+    for flag, v in (("train.steps", t.steps), ("train.eval_every", t.eval_every),
+                    ("data.num_workers", config.data.num_workers)):
+      _at_least(flag, v, 0)
+    if not t.steps:
+      _at_least("train.epochs", t.epochs, 1)
+    _at_least("optim.lr", o.lr, 0, strict=True)
+    _one_of("optim.name", o.name, ("adam", "adamw"))
+    _one_of("train.untrained_nrtr", t.untrained_nrtr, ("drop", "train"))
+    _existing("data.dict_path", config.data.dict_path)
+    if t.pretrained not in ("", "official"):
+      _existing("train.pretrained", t.pretrained, f"'official', '' (from scratch) or "
+                f"{_WEIGHTS_KINDS}")
+    check_dataset_dir(config.dataset_dir, ("train", "val"))
+    check_model(config.model.name, t.pretrained or "scratch", "--config.train.pretrained")
+  elif mode == "export":
+    x = config.export
+    _one_of("export.format", x.format, FORMATS)
+    _existing("export.weight_path", x.weight_path, _WEIGHTS_KINDS)
+    if x.format in ("onnx", "all"):
+      check_extra("jax2onnx", "export", "export to ONNX")
+    if x.format in ("saved_model", "all"):
+      check_extra("tensorflow", "export", "export to a SavedModel")
+    check_model(config.model.name, x.weight_path, "--config.export.weight_path")
+  elif mode == "check_dataset":
+    if config.dataset_dir and not os.path.isdir(config.dataset_dir):
+      raise UsageError(f"--config.dataset_dir={config.dataset_dir}: no such directory")
