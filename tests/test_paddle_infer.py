@@ -171,8 +171,10 @@ def test_official_legacy_dir_equals_official_onnx(official_legacy_dir):
 
 @pytest.mark.slow
 def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15_dir):
-  """predict from the Paddle directory gives onnxruntime's text (official ONNX) on every
-  IC15 val crop."""
+  """predict from the Paddle directory gives onnxruntime's text (official ONNX) on IC15 val
+  crops: the first 300 here (test time), all 2077 with TEXTREC_IC15_N=0."""
+  import os  # pylint: disable=g-import-not-at-top
+
   import cv2  # pylint: disable=g-import-not-at-top
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
@@ -183,7 +185,8 @@ def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15
   sess = ort.InferenceSession(official.official_onnx_path(MOBILE),
                               providers=["CPUExecutionProvider"])
   lines = (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()
-  paths = [str(ic15_dir / line.split("\t", 1)[0]) for line in lines]
+  n = int(os.environ.get("TEXTREC_IC15_N", "300")) or len(lines)
+  paths = [str(ic15_dir / line.split("\t", 1)[0]) for line in lines[:n]]
   ours = [r.json["res"]["rec_text"] for r in model.predict(paths, batch_size=32)]
   images = [cv2.imread(p) for p in paths]
   by_width: dict[int, list[int]] = {}
@@ -197,7 +200,7 @@ def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15
       probs = sess.run(None, {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2)})[0]
       for i, (text, _) in zip(chunk, postprocess.ctc_greedy_decode(probs, model.charset)):
         ref[i] = text
-  assert len(ours) == len(ref) == 2077
+  assert len(ours) == len(ref) == min(n, 2077)
   same = sum(a == b for a, b in zip(ours, ref))
   print(f"official legacy dir vs onnxruntime: identical text on {same}/{len(ref)} crops")
   assert same == len(ref)

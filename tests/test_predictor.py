@@ -207,19 +207,24 @@ def test_model_dir_kinds(tmp_path):
   f = tmp_path / "w.pdparams"
   f.write_bytes(b"x")
   assert predictor.model_dir_kind(f) == "pdparams"
+  assert predictor.model_dir_kind(tmp_path / "w") == "pdparams"  # PaddleOCR's prefix form
   g = tmp_path / "w.bin"
   g.write_bytes(b"x")
-  with pytest.raises(ValueError, match="not a PaddleOCR .pdparams"):
+  with pytest.raises(ValueError, match="a file textrec does not read"):
     predictor.model_dir_kind(g)
   e = tmp_path / "empty"
   e.mkdir()
-  with pytest.raises(ValueError, match="empty"):
+  with pytest.raises(ValueError, match="found: nothing, it is empty"):
     predictor.model_dir_kind(e)
   (tmp_path / "exp").mkdir()
   (tmp_path / "exp" / "inference.yml").write_text("x: 1")
+  (tmp_path / "exp" / "inference.onnx").write_bytes(b"")
   assert predictor.model_dir_kind(tmp_path / "exp") == "exported"
-  (e / "checkpoint").mkdir()
+  (e / "checkpoints" / "100").mkdir(parents=True)
   assert predictor.model_dir_kind(e) == "orbax"
+  (tmp_path / "pd").mkdir()
+  (tmp_path / "pd" / "inference.json").write_text("{}")
+  assert predictor.model_dir_kind(tmp_path / "pd") == "paddle_infer"
 
 
 def test_exported_dir_dispatches_to_onnxruntime(tmp_path):
@@ -320,7 +325,7 @@ def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   d = _mixed_dir(tmp_path)
   asked = {}
   monkeypatch.setattr(predictor, "create_model",
-                      lambda name, model_dir=None, batch_size=8, rotate_tall=0.0:
+                      lambda name, model_dir=None, batch_size=8, rotate_tall=0.0, **kw:
                       asked.update(rotate_tall=rotate_tall) or tiny)
   monkeypatch.setattr(predictor, "enable_compile_cache", lambda: None)  # no global side effect
   out = tmp_path / "out"
