@@ -294,8 +294,7 @@ def run(config) -> int:
     print(f"predict: --config.predict.batch_size must be >= 1, got {p.batch_size}",
           file=sys.stderr)
     return 2
-  enable_compile_cache()
-  try:
+  try:  # create_model switches on the persistent compile cache
     model = create_model(config.model.name, model_dir=p.model_dir or None,
                          batch_size=int(p.batch_size), rotate_tall=float(p.rotate_tall),
                          dict_path=config.data.dict_path or None,

@@ -100,8 +100,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=(0, 0), grou
     return jnp.einsum("bhwc,cd->bhwd", xs, kernel[0, 0].astype(x.dtype))
   if impl == "fast" and groups > 1:
     # Grouped (not depthwise): one dense conv per group. XLA:CPU's grouped convolution is
-    # 5-8x slower than the same work as `groups` dense ones (SVTRv2's 5x5 ConvBlock), and
-    # grows worse with the batch; each output is the same sum either way.
+    # 3-7x slower than the same work as `groups` dense ones (SVTRv2's 5x5 ConvBlock, worse
+    # at larger batches: scripts/bench_conv.py); each output is the same sum either way.
     cout_g = cout // groups
     return jnp.concatenate([
         conv2d(x[..., g * cin_g:(g + 1) * cin_g], kernel[..., g * cout_g:(g + 1) * cout_g],
