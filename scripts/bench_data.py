@@ -37,7 +37,8 @@ def bench_model(name: str, it, steps: int, train: bool) -> float:
   when `train`, else the jitted inference forward (an upper bound of the train-step rate)."""
   import jax
   import jax.numpy as jnp
-  from textrec import losses, registry
+  from textrec.training import losses
+  from textrec import registry
   import textrec.models  # noqa: F401  registers the models
   from textrec.models import recognizer
   batch = next(it)

@@ -27,7 +27,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from textrec import onnx_backend, postprocess, preprocess  # noqa: E402
+from textrec.inference import onnx_backend, postprocess, preprocess  # noqa: E402
 
 NAME = "PP-OCRv4_mobile_rec"
 
@@ -74,7 +74,7 @@ def main() -> int:
   tmp = None
   inf_dir = args.inference_dir
   if not inf_dir:
-    from textrec import export  # pylint: disable=g-import-not-at-top
+    from textrec.export import export  # pylint: disable=g-import-not-at-top
 
     tmp = tempfile.TemporaryDirectory()
     inf_dir = os.path.join(tmp.name, "inference")

@@ -30,7 +30,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from textrec import postprocess, predictor, preprocess  # noqa: E402
+from textrec.inference import postprocess, predictor, preprocess  # noqa: E402
 from textrec.weights import official  # noqa: E402
 
 MODEL = "PP-OCRv4_mobile_rec"

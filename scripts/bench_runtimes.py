@@ -34,7 +34,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from textrec import predictor  # noqa: E402
+from textrec.inference import predictor  # noqa: E402
 
 MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec")
 FIXTURES = REPO.parent / "shared" / "fixtures" / "paddle_infer"
@@ -48,7 +48,7 @@ def weights(name: str, model_dir: str | None):
   """-> (deploy module, deploy variables, charset, description)."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  from textrec import export  # pylint: disable=g-import-not-at-top
+  from textrec.export import export  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer, zoo  # pylint: disable=g-import-not-at-top
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
@@ -63,7 +63,7 @@ def weights(name: str, model_dir: str | None):
 
 
 def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) -> str:
-  from textrec import export  # pylint: disable=g-import-not-at-top
+  from textrec.export import export  # pylint: disable=g-import-not-at-top
 
   out = cache / name
   if not (out / export.ONNX_FILE).is_file():

@@ -126,7 +126,8 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
   sys.path.insert(0, REPO)
   sys.path.insert(0, os.path.join(REPO, "configs"))
   import common  # noqa: F401  pylint: disable=unused-import
-  from textrec import losses, optim, registry, train, train_state as ts
+  from textrec.training import losses, optim, train, train_state as ts
+  from textrec import registry
   from textrec.models import recognizer
 
   cfg = common.base(model_name)

@@ -1,7 +1,7 @@
 """Official PP-OCRv4 mobile rec: our Flax deploy model vs the official ONNX in onnxruntime.
 
 Runs the whole ic15 val set (../shared/data/ic15_rec) through both, each crop preprocessed by
-`textrec.preprocess.resize_norm` and padded to its own bucket width (`predict_width`),
+`textrec.inference.preprocess.resize_norm` and padded to its own bucket width (`predict_width`),
 batched by equal width, and prints max |dprob|, how many texts are identical, both
 accuracies (PaddleOCR's RecMetric) and the speed of both runtimes.
 
@@ -42,7 +42,9 @@ def main() -> None:
   import jax.numpy as jnp
   import onnxruntime as ort
 
-  from textrec import metrics, postprocess, preprocess, registry
+  from textrec.training import metrics
+  from textrec.inference import postprocess, preprocess
+  from textrec import registry
   from textrec.weights import official
 
   lines = pathlib.Path(args.data, "val.txt").read_text(encoding="utf-8").splitlines()

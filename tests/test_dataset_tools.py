@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from textrec import dataset_tools
+from textrec.data import dataset_tools
 from textrec.data import demo
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import cv2  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from textrec import preprocess, registry  # noqa: E402
+from textrec.inference import preprocess  # noqa: E402
+from textrec import registry  # noqa: E402
 from textrec.models import layers  # noqa: E402
 from textrec.weights import official, onnx_import  # noqa: E402
 

@@ -24,7 +24,7 @@ REF = dict(acc=0.6505, norm_edit_dis=0.8437, filtered_acc=0.6837, filtered_ned=0
 def test_official_weights_on_ic15_val(ic15_dir, tmp_path):
   if importlib.util.find_spec("rapidocr_onnxruntime") is None:
     pytest.skip("the official weights need rapidocr-onnxruntime (textrec[pretrained])")
-  from textrec import evaluate
+  from textrec.training import evaluate
   cfg = v4_mobile.get_config()
   with cfg.unlocked():
     cfg.mode, cfg.dataset_dir, cfg.output_dir = "evaluate", str(ic15_dir), str(tmp_path)

@@ -1,4 +1,4 @@
-"""Export for serving (textrec/export.py, textrec/onnx_backend.py).
+"""Export for serving (textrec/export/export.py, textrec/inference/onnx_backend.py).
 
 References: our JAX model (the default "fast" conv implementation, as users run it) for the
 exported ONNX / SavedModel, and the official ONNX (onnxruntime) for the exported official
@@ -21,7 +21,8 @@ pytest.importorskip("jax2onnx", reason="jax2onnx is not installed (pip install '
 
 import jax  # noqa: E402
 
-from textrec import export, onnx_backend, postprocess, preprocess  # noqa: E402
+from textrec.export import export  # noqa: E402
+from textrec.inference import onnx_backend, postprocess, preprocess  # noqa: E402
 from textrec.models import zoo  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -177,7 +178,7 @@ def test_onnx_backend_runs_without_jax(official_export, tmp_path):
   code = (
       "import sys, numpy as np\n"
       "for m in ('jax', 'flax', 'tensorflow'): sys.modules[m] = None\n"
-      "from textrec import onnx_backend\n"
+      "from textrec.inference import onnx_backend\n"
       f"f, cs, meta = onnx_backend.load_inference_dir({out!r})\n"
       f"np.save({str(tmp_path / 'p.npy')!r}, f(np.load({str(tmp_path / 'x.npy')!r})))\n")
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -250,7 +251,8 @@ def test_export_checkpoint_via_run(tmp_path):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
   from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-  from textrec import checkpoint, registry  # pylint: disable=g-import-not-at-top
+  from textrec.training import checkpoint  # pylint: disable=g-import-not-at-top
+  from textrec import registry  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
 
   cs = charset_lib.from_chars(list("0123456789abcdefghijklmnopqrstuvwxyz"))

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from textrec import inputs
+from textrec.inference import inputs
 
 
 def _write(path, img):

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from textrec import losses
+from textrec.training import losses
 
 
 def _collapse(path):

@@ -6,7 +6,7 @@ import functools
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from textrec import metrics
+from textrec.training import metrics
 
 
 def test_levenshtein_known_values():

@@ -178,7 +178,7 @@ def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15
   import cv2  # pylint: disable=g-import-not-at-top
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
-  from textrec import postprocess, preprocess, predictor  # pylint: disable=g-import-not-at-top
+  from textrec.inference import postprocess, preprocess, predictor  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   model = predictor.create_model(MOBILE, model_dir=official_legacy_dir, batch_size=32)
@@ -354,7 +354,7 @@ def test_train_pretrained_from_a_paddle_dir(paddle_infer_dir):
   PaddleOCR exports it) and dictionary; the trainer merges them (tests/test_train.py)."""
   import sys  # pylint: disable=g-import-not-at-top
 
-  from textrec import train_state  # pylint: disable=g-import-not-at-top
+  from textrec.training import train_state  # pylint: disable=g-import-not-at-top
 
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "configs"))
   import repsvtr  # pylint: disable=g-import-not-at-top

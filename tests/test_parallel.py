@@ -24,7 +24,7 @@ import sys
 import jax, numpy as np, optax
 sys.path.insert(0, "configs")
 import tiny
-from textrec import train, train_state as ts
+from textrec.training import train, train_state as ts
 from textrec.models import recognizer, tiny as tiny_model
 
 out, steps = sys.argv[1], 4

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from textrec import charset as charset_lib
-from textrec import preprocess
+from textrec.inference import preprocess
 from textrec.data import demo, labels, pipeline, source
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from textrec import charset as charset_lib
-from textrec import postprocess
+from textrec.inference import postprocess
 
 CHARS = tuple("abcde")  # ids 1..5; blank 0
 

@@ -22,10 +22,10 @@ import pytest
 from PIL import Image
 
 from textrec import charset as charset_lib
-from textrec import postprocess
-from textrec import predictor
-from textrec import preprocess
-from textrec import results
+from textrec.inference import postprocess
+from textrec.inference import predictor
+from textrec.inference import preprocess
+from textrec.inference import results
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CHARS = tuple("0123456789abcdef中文")
@@ -235,7 +235,7 @@ def test_exported_dir_dispatches_to_onnxruntime(tmp_path):
   pytest.importorskip("yaml", reason="pyyaml missing")
   from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
 
-  from textrec import export  # pylint: disable=g-import-not-at-top
+  from textrec.export import export  # pylint: disable=g-import-not-at-top
 
   cs = charset_lib.from_chars(CHARS)
   w = np.random.default_rng(0).normal(size=(3, cs.num_classes)).astype(np.float32) * 8
@@ -424,9 +424,9 @@ def test_official_cli_predict_subprocess(official_model, ic15_dir, tmp_path):
 
 
 def test_official_via_orbax_run_dir(official_model, tmp_path):
-  """model_dir = a training run dir (best_model/ written by textrec.checkpoint) rebuilds the
+  """model_dir = a training run dir (best_model/ written by textrec.training.checkpoint) rebuilds the
   official network: same module, same variables, same dictionary."""
-  from textrec import checkpoint  # pylint: disable=g-import-not-at-top
+  from textrec.training import checkpoint  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   variables, cs = official.load_official("PP-OCRv4_mobile_rec")
@@ -456,7 +456,7 @@ def test_official_predict_matches_onnx_pipeline_on_ic15_val(official_model, ic15
   import math  # pylint: disable=g-import-not-at-top
 
   ort = pytest.importorskip("onnxruntime", reason="onnxruntime (the reference) missing")
-  from textrec import postprocess  # pylint: disable=g-import-not-at-top
+  from textrec.inference import postprocess  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   so = ort.SessionOptions()

@@ -375,7 +375,7 @@ def test_encode_image_roundtrip():
 def test_official_onnx_as_inference_dir(tmp_path, recognizer, crops):
   """The official ONNX wrapped as an exported dir: what backend=onnx serves without a
   model_dir; reads as onnxruntime on the official file does through the same pipeline."""
-  from textrec import predictor  # pylint: disable=g-import-not-at-top
+  from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   d = official.inference_dir(NAME, str(tmp_path / "x"))

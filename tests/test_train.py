@@ -13,8 +13,8 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
-from textrec import checkpoint, optim, train
-from textrec import train_state as ts
+from textrec.training import checkpoint, optim, train
+from textrec.training import train_state as ts
 
 sys.path.insert(0, os.path.dirname(__file__))
 import train_utils  # noqa: E402
@@ -61,7 +61,7 @@ def test_best_model_loads_and_evaluate_mode_agrees(tiny_run, tmp_path):
   assert cs.chars == tuple("0123456789abcdef ")
   assert variables["params"]["head"]["ctc_head"]["fc"]["kernel"].shape[-1] == 18
   assert checkpoint.read_meta(str(out))["model"] == "tiny_rec"
-  from textrec import evaluate
+  from textrec.training import evaluate
   ecfg = tiny.get_config()
   with ecfg.unlocked():
     ecfg.dataset_dir, ecfg.output_dir = cfg.dataset_dir, str(tmp_path)

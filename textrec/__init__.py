@@ -11,7 +11,7 @@ def create_model(name: str, model_dir: str | None = None, **kwargs):
   PaddleOCR download and export), a textrec export, a textrec checkpoint dir, or a
   PaddleOCR `.pdparams` file.
   """
-  from textrec.predictor import create_model as _create
+  from textrec.inference.predictor import create_model as _create
 
   return _create(name, model_dir=model_dir, **kwargs)
 

@@ -86,7 +86,7 @@ def predict_inputs(value: str) -> list[str]:
 
 def check_predict_input(value: str) -> list[str]:
   """The input paths; UsageError when one is missing or directories alone hold no image."""
-  from textrec import inputs  # pylint: disable=g-import-not-at-top
+  from textrec.inference import inputs  # pylint: disable=g-import-not-at-top
 
   if not value:
     raise UsageError("--config.predict.input=PATH is required (an image, a directory, or "

@@ -22,11 +22,11 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file
 
 # mode -> "module:function"; each function takes the config and returns an exit code.
 MODES = {
-    "train": "textrec.train:run",
-    "evaluate": "textrec.evaluate:run",
-    "predict": "textrec.predictor:run",
-    "check_dataset": "textrec.dataset_tools:run",
-    "export": "textrec.export:run",
+    "train": "textrec.training.train:run",
+    "evaluate": "textrec.training.evaluate:run",
+    "predict": "textrec.inference.predictor:run",
+    "check_dataset": "textrec.data.dataset_tools:run",
+    "export": "textrec.export.export:run",
     "serve": "textrec.serving.server:run",
 }
 
@@ -54,7 +54,7 @@ def run(config) -> int:
 
   checks.check_config(config)
   if config.mode in ("train", "evaluate"):  # predict enables it itself
-    from textrec import predictor  # pylint: disable=g-import-not-at-top
+    from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
 
     predictor.enable_compile_cache()  # on disk: a second run skips most compiles
   module, fn = MODES[config.mode].split(":")

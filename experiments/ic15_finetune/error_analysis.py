@@ -19,7 +19,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from textrec import evaluate  # noqa: E402  pylint: disable=g-import-not-at-top
+from textrec.training import evaluate  # noqa: E402  pylint: disable=g-import-not-at-top
 from textrec.weights import loader  # noqa: E402  pylint: disable=g-import-not-at-top
 
 MODEL = "PP-OCRv4_mobile_rec"

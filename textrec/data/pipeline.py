@@ -17,7 +17,7 @@ Training (`train_iter`): PaddleOCR's MultiScaleDataSet + MultiScaleSampler. Each
 shape from `scale_shapes` ((W, H) in SCALES) and a batch size that keeps W * H * B constant
 (`batch_size` is the batch at the first scale, 320x32, like PaddleOCR's first_bs). Each sample:
 decode (cv2, BGR) -> RecConAug -> RecAug -> resize_norm to the batch's (H, W) (the same
-`textrec.preprocess.resize_norm` as predict) -> MultiLabelEncode. A sample PaddleOCR would drop
+`textrec.inference.preprocess.resize_norm` as predict) -> MultiLabelEncode. A sample PaddleOCR would drop
 is replaced by the next record, as MultiScaleDataSet does. Labels dropped whatever the
 augmentation (empty, too long, unknown-only) are filtered out up front and counted.
 
@@ -42,7 +42,7 @@ import cv2
 import grain
 import numpy as np
 
-from textrec import preprocess
+from textrec.inference import preprocess
 from textrec.data import augment, labels
 from textrec.data.source import DataError
 

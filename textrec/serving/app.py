@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from textrec import inputs
+from textrec.inference import inputs
 from textrec.serving.batcher import Batcher, BatchFn, QueueFull
 
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from textrec import predictor
+from textrec.inference import predictor
 from textrec.serving import app as app_lib
 
 BACKENDS = ("auto", "onnx", "jax")

@@ -4,7 +4,7 @@ export and training (`train.pretrained`).
 Sources, told apart by content (`resolve`): "" / None (the official weights), a Paddle
 inference directory (PaddleX / PaddleOCR exports and downloads: textrec.weights.paddle_infer),
 a PaddleOCR `.pdparams` file (distillation checkpoints too: the Student by default), an Orbax
-checkpoint or training-run dir. (A textrec export is served by textrec.onnx_backend.)
+checkpoint or training-run dir. (A textrec export is served by textrec.inference.onnx_backend.)
 """
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
     return _noted(w)
   if kind == "pdparams":
     return _noted(_load_pdparams(name, path, dict_path, strict, prefix))
-  from textrec import checkpoint  # pylint: disable=g-import-not-at-top
+  from textrec.training import checkpoint  # pylint: disable=g-import-not-at-top
 
   meta = checkpoint.read_meta(path)
   if meta.get("model", name) != name:

@@ -205,10 +205,10 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
 
 def inference_dir(model_name: str = "PP-OCRv4_mobile_rec", out_dir: str | None = None) -> str:
   """The official ONNX as an exported inference dir (inference.yml + a link to the file), for
-  textrec.onnx_backend without an export; written once, default `<cache_dir>-onnx`."""
+  textrec.inference.onnx_backend without an export; written once, default `<cache_dir>-onnx`."""
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec import export  # pylint: disable=g-import-not-at-top
+  from textrec.export import export  # pylint: disable=g-import-not-at-top
   from textrec.weights import onnx_import  # pylint: disable=g-import-not-at-top
 
   onnx_path = official_onnx_path(model_name)

@@ -252,7 +252,7 @@ def read_yml(path: str) -> dict | None:
   yml = os.path.join(path, YML_FILE)
   if not os.path.isfile(yml):
     return None
-  from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
+  from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
   return onnx_backend.read_inference_yml(yml)
 

@@ -5,7 +5,7 @@
 
 Without `weight_path` the official weights are evaluated. Images go through exactly the
 predict path (`TextRecognizer.recognize`: each crop resized/normalised by
-`textrec.preprocess.resize_norm` and padded to its own bucket width, greedy CTC decoding), so
+`textrec.inference.preprocess.resize_norm` and padded to its own bucket width, greedy CTC decoding), so
 evaluate and predict never disagree (`evaluate.rotate_tall` works as `predict.rotate_tall`).
 Writes OUT/evaluate_result.json with the metric named by `evaluate.is_filter` as
 `acc`/`norm_edit_dis`, plus both the case-sensitive and the filtered ([0-9a-z]) metrics.
@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from textrec import metrics as metrics_lib
+from textrec.training import metrics as metrics_lib
 from textrec.charset import Charset
 
 
@@ -88,8 +88,8 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
 
 def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32,
                     rotate_tall: float = 0.0):
-  """A predict-path recogniser (textrec.predictor) over in-memory flax variables."""
-  from textrec import predictor  # pylint: disable=g-import-not-at-top
+  """A predict-path recogniser (textrec.inference.predictor) over in-memory flax variables."""
+  from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
 
   fwd = predictor.FlaxForward(model, variables)
   return predictor.TextRecognizer(getattr(model, "name", None) or "model", fwd, charset,

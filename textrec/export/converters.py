@@ -1,4 +1,4 @@
-"""Converters from a JAX probability function to serving formats (used by textrec/export.py).
+"""Converters from a JAX probability function to serving formats (used by textrec/export/export.py).
 
   to_onnx(fn)                 -> onnx.ModelProto, input "x" f32[B, 3, H, W], output "probs",
                                  B and W dynamic (jax2onnx, jax/lax-level plugins only)
@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from textrec import charset as charset_lib
-from textrec import preprocess
+from textrec.inference import preprocess
 
 INPUT_NAME, OUTPUT_NAME = "x", "probs"
 

@@ -13,12 +13,12 @@ writes `<output_dir>/inference/`:
                    normalisation and the character list: all a server needs.
 The model is the deploy form: LearnableRepLayers fused (textrec/models/reparam.py) and no
 NRTR guidance head. Without `weight_path` the official weights are exported; otherwise
-`weight_path` is a Paddle inference dir, an Orbax run/checkpoint dir (textrec/checkpoint.py) or
+`weight_path` is a Paddle inference dir, an Orbax run/checkpoint dir (textrec/training/checkpoint.py) or
 a PaddleOCR `.pdparams` file (textrec/weights/loader.py tells them apart).
 
 How the graph is made (each step checked against the plain JAX model after export):
   * Conv2D traces with the "xla" implementation, so depthwise and 1x1 convs become `Conv`;
-    jax2onnx uses its jax/lax-level plugins only (textrec/converters.py says why).
+    jax2onnx uses its jax/lax-level plugins only (textrec/export/converters.py says why).
   * Inference BatchNorms trace as x * a + b with a, b folded on the host, which onnxruntime
     fuses into the preceding Conv (as Paddle's own export does).
   * Dense layers' Einsum nodes are rewritten as MatMul (same arithmetic, faster kernels).
@@ -34,9 +34,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from textrec import charset as charset_lib
-from textrec import converters
-from textrec import preprocess
-from textrec.converters import INPUT_NAME, OUTPUT_NAME, load_saved_model  # noqa: F401
+from textrec.export import converters
+from textrec.inference import preprocess
+from textrec.export.converters import INPUT_NAME, OUTPUT_NAME, load_saved_model  # noqa: F401
 
 INFERENCE_DIR = "inference"
 ONNX_FILE = "inference.onnx"
@@ -248,7 +248,7 @@ def check_export(fn: Callable, out_dir: str, height: int = preprocess.HEIGHT,
   bar = max(tol, 4 * roundoff)
   runners = {}
   if os.path.isfile(os.path.join(out_dir, ONNX_FILE)):
-    from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
+    from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
     runners[ONNX_FILE] = onnx_backend.load_inference_dir(out_dir)[0]
   if os.path.isdir(os.path.join(out_dir, SAVED_MODEL_DIR)):

@@ -1,4 +1,4 @@
-"""Runs an exported inference dir (textrec/export.py) with onnxruntime: no JAX needed.
+"""Runs an exported inference dir (textrec/export/export.py) with onnxruntime: no JAX needed.
 
 `load_inference_dir(path)` reads `inference.yml` and `inference.onnx` and returns
 (forward, charset, meta): forward(x f32[B, 3, H, W] NCHW normalised BGR) -> probabilities

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 import cv2
 import numpy as np
 
-from textrec import preprocess
+from textrec.inference import preprocess
 
 SKIPPED = "; skipped"  # ends the error of a directory's non-image file
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm",

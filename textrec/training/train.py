@@ -29,8 +29,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from textrec import losses
-from textrec import train_state as ts
+from textrec.training import losses
+from textrec.training import train_state as ts
 from textrec.models import layers
 
 BATCH_KEYS = ("image", "label_ctc", "label_ctc_pad", "label_nrtr")
@@ -182,7 +182,7 @@ class _Evaluator:
     self.rec = None
 
   def __call__(self, variables) -> dict:
-    from textrec import evaluate  # pylint: disable=g-import-not-at-top
+    from textrec.training import evaluate  # pylint: disable=g-import-not-at-top
 
     cfg = self.config.evaluate
     module, host = evaluate.inference_form(self.config.model.name, self.setup.charset.num_classes,
@@ -239,8 +239,8 @@ def training_curve(history_jsonl: str, png: str) -> None:
 
 def run(config) -> int:
   """--config.mode=train: train (or fine-tune), checkpoint, evaluate. Returns the exit code."""
-  from textrec import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from textrec import optim  # pylint: disable=g-import-not-at-top
+  from textrec.training import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from textrec.training import optim  # pylint: disable=g-import-not-at-top
   from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
 
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top

@@ -12,9 +12,9 @@ Weights (`model_dir`, told apart by content: textrec.weights.loader.resolve):
   None                      the official weights (textrec/weights/official.py)
   Paddle inference dir      PaddleX / PaddleOCR: inference.json or .pdmodel + .pdiparams
                             (textrec/weights/paddle_infer.py)
-  textrec export            inference.yml + inference.onnx (onnxruntime, textrec.export)
+  textrec export            inference.yml + inference.onnx (onnxruntime, textrec.export.export)
   file *.pdparams           PaddleOCR training weights (textrec/weights/paddle.py)
-  run / checkpoint dir      an Orbax checkpoint written by training (textrec/checkpoint.py)
+  run / checkpoint dir      an Orbax checkpoint written by training (textrec/training/checkpoint.py)
 JAX inference always runs the fused (deploy) form, whatever form the weights came in.
 """
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from textrec import inputs as inputs_lib
-from textrec import postprocess
-from textrec import preprocess
+from textrec.inference import inputs as inputs_lib
+from textrec.inference import postprocess
+from textrec.inference import preprocess
 from textrec.charset import Charset
-from textrec.results import TextRecResult
+from textrec.inference.results import TextRecResult
 
 # probs_fn: normalised BGR images f32[B, 48, W, 3] (NHWC) -> probabilities np f32[B, T, C].
 ProbsFn = Callable[[np.ndarray], np.ndarray]
@@ -220,7 +220,7 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
 
   kind, resolved = loader.resolve(model_dir)
   if kind == "exported":
-    from textrec import onnx_backend  # pylint: disable=g-import-not-at-top
+    from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
     path = resolved
     forward_nchw, cs, meta = onnx_backend.load_inference_dir(path,

@@ -1,0 +1,1 @@
+"""Export to serving formats (ONNX, SavedModel) with an inference.yml."""

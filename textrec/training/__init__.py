@@ -1,0 +1,1 @@
+"""Training: losses, optimiser, train state and steps, checkpoints, evaluation and metrics."""
