@@ -140,6 +140,26 @@ def serve_section() -> mlc.ConfigDict:
   ))
 
 
+def ocr_section() -> mlc.ConfigDict:
+  """The General OCR pipeline (configs/ocr.py): PaddleX's names and PP-OCRv4 defaults; the
+  recognizer is config.model.name with weights from config.predict.model_dir."""
+  return mlc.ConfigDict(dict(
+      pipeline="OCR",
+      det_model="PP-OCRv4_mobile_det",
+      det_model_dir="",        # "" = official weights; else a Paddle inference directory
+      cls_model="ch_ppocr_mobile_v2.0_cls",
+      cls_model_dir="",        # as det_model_dir
+      use_textline_orientation=True,
+      textline_orientation_thresh=0.9,   # turn a line only above this "180" probability
+      text_det_limit_side_len=960,
+      text_det_limit_type="max",         # max | min | resize_long
+      text_det_thresh=0.3,
+      text_det_box_thresh=0.6,
+      text_det_unclip_ratio=2.0,
+      text_rec_score_thresh=0.0,
+  ))
+
+
 def base(model_name: str) -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.mode = "train"           # train | evaluate | predict | check_dataset | export | serve

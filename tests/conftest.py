@@ -37,3 +37,8 @@ def paddle_ref_dir(shared_dir) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def paddle_infer_dir(shared_dir) -> pathlib.Path:
   return _sub(shared_dir, "fixtures", "paddle_infer")
+
+
+@pytest.fixture(scope="session")
+def ocr_images_dir(shared_dir) -> pathlib.Path:
+  return _sub(shared_dir, "data", "ocr_images")

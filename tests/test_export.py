@@ -320,3 +320,38 @@ def test_export_of_paddle_weights_matches_paddle(paddle_ref_dir, tmp_path):
   worst = float(np.abs(probs - io["probs_deploy_form"]).max())
   print(f"exported Paddle-fixture weights vs PaddleOCR deploy form: max |Δprob| = {worst:.2e}")
   assert worst <= TOL
+
+
+def test_ocr_pipeline_runs_on_onnx_without_jax(official_export, ocr_images_dir, tmp_path):
+  """The detector and classifier exported beside the recognizer: the whole OCR pipeline in a
+  process where JAX, Flax and TensorFlow cannot be imported gives the JAX pipeline's lines."""
+  import textrec  # pylint: disable=g-import-not-at-top
+  from textrec.export import aux_export  # pylint: disable=g-import-not-at-top
+  from textrec.weights import aux  # pylint: disable=g-import-not-at-top
+
+  out, _, _, _ = official_export
+  dirs = {}
+  for kind, name in (("det", "PP-OCRv4_mobile_det"), ("cls", "ch_ppocr_mobile_v2.0_cls")):
+    variables, source = aux.load_aux(name, kind)
+    dirs[kind] = str(tmp_path / name)
+    aux_export.export_aux(name, kind, variables, dirs[kind], source=source)  # checks vs JAX
+  image = str(ocr_images_dir / "ger_2.jpg")
+  want = next(textrec.create_pipeline("OCR").predict(image))
+  code = (
+      "import sys, json\n"
+      "for m in ('jax', 'flax', 'tensorflow'): sys.modules[m] = None\n"
+      "import textrec\n"
+      f"p = textrec.create_pipeline('OCR', rec_model_dir={out!r}, det_model_dir={dirs['det']!r},"
+      f" cls_model_dir={dirs['cls']!r})\n"
+      f"r = next(p.predict({image!r}))\n"
+      "print(json.dumps([r.rec_texts, r.json['res']['rec_polys'], p.detector.source]))\n")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
+                     timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  import json  # pylint: disable=g-import-not-at-top
+
+  texts, polys, source = json.loads(r.stdout.strip().splitlines()[-1])
+  assert source.startswith("exported:")
+  assert texts == want.rec_texts and len(texts) >= 2
+  assert polys == want.json["res"]["rec_polys"]

@@ -16,4 +16,13 @@ def create_model(name: str, model_dir: str | None = None, **kwargs):
   return _create(name, model_dir=model_dir, **kwargs)
 
 
-__all__ = ["create_model", "__version__"]
+def create_pipeline(pipeline: str = "OCR", **kwargs):
+  """PaddleX-style: `create_pipeline("OCR").predict("photo.jpg")` -> per-image OCRResult
+  (text detection, optional text-line orientation, recognition); see
+  textrec.pipelines.ocr.create_pipeline for the parameters."""
+  from textrec.pipelines.ocr import create_pipeline as _create
+
+  return _create(pipeline, **kwargs)
+
+
+__all__ = ["create_model", "create_pipeline", "__version__"]

@@ -35,6 +35,24 @@ def _existing(flag: str, path: str, what: str = "") -> None:
                      + (f"; {what}" if what else ""))
 
 
+def check_ocr(o: Any) -> None:
+  """The `ocr` section (configs/ocr.py)."""
+  _one_of("ocr.pipeline", o.pipeline, ("OCR",))
+  _one_of("ocr.text_det_limit_type", o.text_det_limit_type, ("max", "min", "resize_long"))
+  _at_least("ocr.text_det_limit_side_len", o.text_det_limit_side_len, 32)
+  for flag in ("text_det_thresh", "text_det_box_thresh", "text_rec_score_thresh",
+               "textline_orientation_thresh"):
+    v = o[flag]
+    if not 0.0 <= v <= 1.0:
+      raise UsageError(f"--config.ocr.{flag}={v}: must be in [0, 1]")
+  _at_least("ocr.text_det_unclip_ratio", o.text_det_unclip_ratio, 0, strict=True)
+  for flag in ("det_model_dir", "cls_model_dir"):
+    path = o[flag]
+    if path and not os.path.isdir(path):
+      raise UsageError(f"--config.ocr.{flag}={path}: no such directory (a Paddle inference "
+                       "directory: inference.json or inference.pdmodel + inference.pdiparams)")
+
+
 def has_split(dataset_dir: str, split: str) -> bool:
   return (os.path.isfile(os.path.join(dataset_dir, f"{split}.txt")) or
           bool(glob.glob(os.path.join(dataset_dir, f"{split}.array_record*"))))
@@ -120,6 +138,8 @@ def check_config(config: Any) -> None:
     _at_least("predict.rotate_tall", p.rotate_tall, 0)
     _existing("predict.model_dir", p.model_dir, _WEIGHTS_KINDS)
     check_model(config.model.name, p.model_dir, "--config.predict.model_dir")
+    if "ocr" in config:
+      check_ocr(config.ocr)
   elif mode == "evaluate":
     e = config.evaluate
     _at_least("evaluate.batch_size", e.batch_size, 1)

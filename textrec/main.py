@@ -29,6 +29,11 @@ MODES = {
     "export": "textrec.export.export:run",
     "serve": "textrec.serving.server:run",
 }
+# the same modes for configs/ocr.py (an `ocr` section): the OCR pipeline on whole images.
+OCR_MODES = {
+    "predict": "textrec.pipelines.predict:run",
+    "export": "textrec.export.aux_export:run_ocr",
+}
 
 
 def main(argv) -> int:
@@ -57,7 +62,10 @@ def run(config) -> int:
     from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
 
     predictor.enable_compile_cache()  # on disk: a second run skips most compiles
-  module, fn = MODES[config.mode].split(":")
+  target = MODES[config.mode]
+  if "ocr" in config and config.mode in OCR_MODES:  # configs/ocr.py: whole images
+    target = OCR_MODES[config.mode]
+  module, fn = target.split(":")
   return int(getattr(importlib.import_module(module), fn)(config) or 0)
 
 

@@ -71,6 +71,18 @@ def _lax_level_plugins() -> Iterator[None]:
     api._activate_plugin_worlds = saved  # pylint: disable=protected-access
 
 
+@contextlib.contextmanager
+def quiet_serde() -> Iterator[None]:
+  """Silences onnx_ir.serde's warnings about value_info it skips (harmless, noisy)."""
+  serde_log = logging.getLogger("onnx_ir.serde")
+  level = serde_log.level
+  serde_log.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    serde_log.setLevel(level)
+
+
 def _einsum_to_matmul(model) -> int:
   """Rewrites Einsum "...k,kn->...n" (a Dense layer: constant 2-D right operand) as MatMul,
   which onnxruntime and TensorRT run faster. Returns how many were rewritten."""
@@ -105,16 +117,10 @@ def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
 
   from textrec.models import layers  # pylint: disable=g-import-not-at-top
 
-  serde_log = logging.getLogger("onnx_ir.serde")  # value_info it skips: harmless, noisy
-  level = serde_log.level
-  serde_log.setLevel(logging.ERROR)
-  try:
-    with _lax_level_plugins(), layers.conv_impl("xla"):
-      model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
-                               model_name=name, input_names=[INPUT_NAME],
-                               output_names=[OUTPUT_NAME])
-  finally:
-    serde_log.setLevel(level)
+  with quiet_serde(), _lax_level_plugins(), layers.conv_impl("xla"):
+    model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
+                             model_name=name, input_names=[INPUT_NAME],
+                             output_names=[OUTPUT_NAME])
   _einsum_to_matmul(model)
   meta = {"character": "\n".join(charset_lib.paddle_list(chars)), "model_name": name,
           "producer": "textrec"}

@@ -257,8 +257,8 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   """
   from textrec import checks  # pylint: disable=g-import-not-at-top
 
-  checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
-  if model_dir_kind(model_dir) != "exported":
+  if model_dir_kind(model_dir) != "exported":  # (an export runs without JAX)
+    checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
     enable_compile_cache()  # a fresh process reuses earlier runs' compiled programs
   probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,

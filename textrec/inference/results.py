@@ -59,7 +59,7 @@ def find_font() -> tuple[str | None, int, bool]:
   return None, 0, False
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def get_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
   path, index, _ = find_font()
   if path is None:
     return ImageFont.load_default(size)
@@ -75,10 +75,10 @@ def render(img_bgr: np.ndarray, text: str, min_font: int = 12) -> Image.Image:
   crop = Image.fromarray(np.ascontiguousarray(img_bgr[:, :, ::-1])).convert("RGB")
   w, h = crop.size
   size = max(min_font, int(w * 0.06))
-  font = _font(size)
+  font = get_font(size)
   while size > min_font and font.getbbox(text)[2] > w:
     size -= 1
-    font = _font(size)
+    font = get_font(size)
   left, top, right, bottom = font.getbbox(text or " ")
   canvas_w = max(w, right + 2)
   band = int((bottom + max(0, -top)) * 1.2) + 2

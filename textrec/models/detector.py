@@ -36,7 +36,7 @@ class DBDetector(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     h, w = x.shape[1:3]
-    if h % 32 or w % 32:
+    if any(isinstance(d, int) and d % 32 for d in (h, w)):  # (symbolic when exported)
       raise ValueError(f"DBDetector input sides must be multiples of 32, got {h}x{w}")
     feats = pplcnetv3.PPLCNetV3(scale=self.scale, det=True, deploy=self.deploy,
                                 dtype=self.dtype, name="backbone")(x, train)

@@ -6,7 +6,7 @@ Every JSON answer carries `logId`, `errorCode` (0 on success, else the HTTP stat
   POST /text-recognition  {"image": b64} | {"images": [b64, ...]}
                           -> result.texts = [{"rec_text", "rec_score"}, ...] in order
   POST /ocr               {"file": b64, "fileType": 1} -> result.ocrResults[0].prunedResult
-                          (501 until an OCR pipeline is plugged in: `create_app(pipeline=)`)
+                          (configs/ocr.py plugs in the OCR pipeline; 501 without one)
   GET  /health            200 when ready
   GET  /metrics           Prometheus text
 
@@ -237,7 +237,8 @@ def create_app(batch_fn: BatchFn, limits: Limits = Limits(), pipeline: OcrPipeli
   async def ocr(request: Request) -> dict[str, Any]:
     if pipeline is None:
       raise ApiError(501, "the OCR pipeline (text detection + recognition) is not available "
-                          "in textrec yet; recognise cropped text lines with /text-recognition")
+                          "on this server: start it with --config=configs/ocr.py, or "
+                          "recognise cropped text lines with /text-recognition")
     body = await read_json(request, limits.max_body_bytes)
     check_fields(body, ("file", "fileType"), "/ocr")
     if "file" not in body:

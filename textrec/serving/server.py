@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from textrec.inference import predictor
+from textrec.pipelines import predict as predict_lib
 from textrec.serving import app as app_lib
 
 BACKENDS = ("auto", "onnx", "jax")
@@ -61,6 +62,25 @@ def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
                                 session_config={"session.intra_op.allow_spinning": "0"})
 
 
+class ServedOCR:
+  """An OCRPipeline as /ocr serves it: images -> PaddleX's prunedResult dicts (the result's
+  fields without input_path / page_index)."""
+
+  def __init__(self, pipe):
+    self.pipe = pipe
+
+  def predict(self, images):
+    out = []
+    for res in self.pipe.predict(list(images)):
+      if res.error is not None:
+        raise ValueError(res.error)
+      d = dict(res.json["res"])
+      d.pop("input_path", None)
+      d.pop("page_index", None)
+      out.append(d)
+    return out
+
+
 def run(config) -> int:
   """Serves config.model.name as config.serve says; exit code 0, 2 on bad config/model."""
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
@@ -84,7 +104,17 @@ def run(config) -> int:
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
   info = {"model": rec.model_name, "source": rec.source}
-  app = app_lib.create_app(rec.recognize, limits, info=info)
+  pipeline = None
+  if "ocr" in config:  # configs/ocr.py: /ocr runs the OCR pipeline on the same recognizer
+    try:
+      pipeline = ServedOCR(predict_lib.pipeline_from_config(config, recognizer=rec))
+    except (FileNotFoundError, ValueError, KeyError, ModuleNotFoundError) as e:
+      print(f"serve: cannot start the OCR pipeline: {e}", file=sys.stderr)
+      return 2
+    pipeline.predict([np.full((64, 256, 3), 255, np.uint8)])  # compiles before serving
+    info["ocr"] = {"det": pipeline.pipe.detector.source,
+                   "cls": pipeline.pipe.orientation.source if pipeline.pipe.orientation else None}
+  app = app_lib.create_app(rec.recognize, limits, pipeline=pipeline, info=info)
   server = uvicorn.Server(uvicorn.Config(
       app, host=s.host, port=int(s.port), log_level="warning", access_log=bool(s.access_log),
       timeout_graceful_shutdown=limits.timeout_s + 5))

@@ -129,7 +129,7 @@ def _shape_to_ours(dims: Sequence[int], key: Key) -> list[int]:
   return [d[2], d[3], d[1], d[0]] if _is_conv_kernel(key, len(d)) else d
 
 
-def _to_ours(arr: np.ndarray, key: Key) -> np.ndarray:
+def to_ours(arr: np.ndarray, key: Key) -> np.ndarray:
   return np.transpose(arr, (2, 3, 1, 0)) if _is_conv_kernel(key, arr.ndim) else arr
 
 
@@ -163,12 +163,12 @@ def _describe(layer: tuple, program: paddle_program.Program | None, shapes: Mapp
       f"{k[-1]}{list(_leaf(shapes, k).shape)}" for k in keys)
 
 
-def align(program: paddle_program.Program, model, shapes: Mapping, model_name: str
-          ) -> dict[str, Key]:
+def align(program: paddle_program.Program, model, shapes: Mapping, model_name: str,
+          input_hw: tuple[int, int] = (48, 320)) -> dict[str, Key]:
   """{program tensor name: our variable key}; raises MismatchError at the first layer whose
   tensors do not fit (count, roles or shapes)."""
   theirs = _program_layers(program)
-  ours = _our_layers(model, shapes)
+  ours = _our_layers(model, shapes, *input_hw)
   hint = _BACKBONES.get(program.backbone)
   what = (f"its first layers are {program.backbone}'s"
           + (f" (as in {hint})" if hint else "")) if program.backbone else ""
@@ -319,7 +319,7 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
   flat: dict[Key, np.ndarray] = {}
   for n, key in mapping.items():
     want = _leaf(shapes, key)
-    flat[key] = _to_ours(tensors[n], key).astype(np.dtype(want.dtype))
+    flat[key] = to_ours(tensors[n], key).astype(np.dtype(want.dtype))
   variables: dict[str, Any] = {}
   for key, arr in flat.items():
     d = variables

@@ -1,0 +1,25 @@
+"""The General OCR pipeline on whole images: PP-OCRv4 mobile text detection, the v2.0
+text-line orientation classifier and PP-OCRv4_mobile_rec (official weights), with PaddleX's
+OCR-pipeline settings for PP-OCRv4.
+
+Predict (prints each image's lines; saves <stem>_ocr_res_img.png and <stem>_res.json):
+  python -m textrec.main --config=configs/ocr.py --config.predict.input=PATH
+Another recognizer or weights (any --config.model.name; Paddle inference dirs for all three):
+  ... --config.model.name=PP-OCRv4_server_rec --config.predict.model_dir=DIR \
+      --config.ocr.det_model_dir=DIR --config.ocr.cls_model_dir=DIR
+Serve /ocr and /text-recognition over HTTP:
+  python -m textrec.main --config=configs/ocr.py --config.mode=serve
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def get_config():
+  c = common.base("PP-OCRv4_mobile_rec")
+  c.mode = "predict"
+  c.ocr = common.ocr_section()
+  c.lock()
+  return c

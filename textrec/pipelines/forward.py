@@ -1,0 +1,94 @@
+"""The detector's and the orientation classifier's networks as plain functions on NHWC numpy
+batches, run by JAX (jitted, compiled once per input shape) or by onnxruntime on a textrec
+export of them (`--config=configs/ocr.py --config.mode=export`), so the pipeline can run
+without JAX.
+
+  det: x f32[B, H, W, 3] -> text probability map f32[B, H, W]
+  cls: x f32[B, 48, 192, 3] -> probabilities f32[B, 2] over ("0", "180")
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+Forward = Callable[[np.ndarray], np.ndarray]
+
+
+def model_fn(name: str, kind: str) -> Callable:
+  """(variables, x NHWC) -> the kind's output (module doc), for registered model `name`."""
+  from textrec import registry  # pylint: disable=g-import-not-at-top
+
+  module = registry.get_model(name, kind=kind)(deploy=True)
+  if kind == "det":
+    return lambda v, x: module.apply(v, x, train=False)["maps"][..., 0]
+  return lambda v, x: module.apply(v, x, train=False)
+
+
+class FlaxForward:
+  """A jitted model function, compiled per input shape and kept."""
+
+  def __init__(self, fn: Callable, variables: dict[str, Any]):
+    import jax  # pylint: disable=g-import-not-at-top
+
+    self.variables = jax.device_put(variables)
+    self._jit = jax.jit(fn)
+    self._compiled: dict[tuple[int, ...], Any] = {}
+
+  @property
+  def num_compiled(self) -> int:
+    return len(self._compiled)
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32)
+    prog = self._compiled.get(x.shape)
+    if prog is None:
+      import jax  # pylint: disable=g-import-not-at-top
+
+      spec = jax.ShapeDtypeStruct(x.shape, np.float32)
+      prog = self._compiled[x.shape] = self._jit.lower(self.variables, spec).compile()
+    return np.asarray(prog(self.variables, x))
+
+
+class OnnxForward:
+  """onnxruntime on an exported inference.onnx (input NCHW; det output [B, 1, H, W])."""
+
+  def __init__(self, path: str, kind: str):
+    import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    self.input = self.session.get_inputs()[0].name
+    self.kind = kind
+    self.num_compiled = 0
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    nchw = np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2))
+    y = self.session.run(None, {self.input: nchw})[0]
+    return y[:, 0] if self.kind == "det" else y
+
+
+def is_export(path: str) -> bool:
+  from textrec.export import aux_export  # pylint: disable=g-import-not-at-top
+
+  return (os.path.isfile(os.path.join(path, aux_export.ONNX_FILE)) and
+          os.path.isfile(os.path.join(path, aux_export.YML_FILE)))
+
+
+def load_forward(name: str, kind: str, model_dir: str | os.PathLike | None = None
+                 ) -> tuple[Forward, str]:
+  """-> (forward, where the weights came from) for registered model `name` of `kind`:
+  model_dir None for the official weights, a Paddle inference directory, or a textrec export
+  of the model (onnxruntime)."""
+  if model_dir and os.path.isdir(model_dir) and is_export(os.fspath(model_dir)):
+    from textrec.export import aux_export  # pylint: disable=g-import-not-at-top
+
+    path = os.fspath(model_dir)
+    aux_export.check_yml(path, name)
+    return OnnxForward(os.path.join(path, aux_export.ONNX_FILE), kind), f"exported:{path}"
+  from textrec.weights import aux  # pylint: disable=g-import-not-at-top
+
+  variables, source = aux.load_aux(name, kind, model_dir)
+  return FlaxForward(model_fn(name, kind), variables), source
