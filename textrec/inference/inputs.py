@@ -7,10 +7,12 @@ yields an `Item` whose `error` names it and says what is wrong, instead of raisi
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import pathlib
 import re
+import sys
 from typing import Any, Iterable, Iterator
 
 import cv2
@@ -172,6 +174,21 @@ def error_reason(error: str, path: str | None) -> tuple[str, bool]:
   why = error[len(path) + 2:] if path and error.startswith(f"{path}: ") else \
       error.split(": ", 1)[-1]
   return why.split(" (")[0].removesuffix(SKIPPED), error.endswith(SKIPPED)
+
+
+def tally_error(error: str, path: str | None, failed: collections.Counter,
+                skipped: collections.Counter, who: str) -> None:
+  """Counts an item's error by reason as failed or skipped (a directory's non-image files),
+  printing failures as `<who>: error: ...` on stderr."""
+  why, skip = error_reason(error, path)
+  (skipped if skip else failed)[why] += 1
+  if not skip:
+    print(f"{who}: error: {error}", file=sys.stderr)
+
+
+def by_reason(counts: collections.Counter) -> str:
+  """"2 no such file, 1 corrupt image" (most common first)."""
+  return ", ".join(f"{n} {why}" for why, n in counts.most_common())
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:

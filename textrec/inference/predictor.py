@@ -311,11 +311,9 @@ def run(config) -> int:
   t0 = time.perf_counter()
   for res in model.predict(checks.predict_inputs(p.input), batch_size=int(p.batch_size)):
     if res.error is not None:
-      why, skip = inputs_lib.error_reason(res.error, res.input_path)
-      (skipped if skip else failed)[why] += 1
-      if skip:
+      inputs_lib.tally_error(res.error, res.input_path, failed, skipped, "predict")
+      if res.error.endswith(inputs_lib.SKIPPED):
         continue
-      print(f"predict: error: {res.error}", file=sys.stderr)
     else:
       n_ok += 1
       n_empty += not res.rec_text
@@ -332,7 +330,7 @@ def run(config) -> int:
 def _summary(n_ok: int, n_empty: int, failed: collections.Counter,
              skipped: collections.Counter) -> str:
   """"3 recognised (1 with no text), 1 failed (1 no such file), 2 skipped (...)"."""
-  by = lambda c: ", ".join(f"{n} {why}" for why, n in c.most_common())
+  by = inputs_lib.by_reason
   s = f"{n_ok} recognised" + (f" ({n_empty} with no text read)" if n_empty else "")
   s += f", {sum(failed.values())} failed" + (f" ({by(failed)})" if failed else "")
   return s + (f", {sum(skipped.values())} skipped ({by(skipped)})" if skipped else "")

@@ -88,32 +88,15 @@ def render(img_bgr: np.ndarray, text: str, min_font: int = 12) -> Image.Image:
   return out
 
 
-@dataclasses.dataclass
-class TextRecResult:
-  """Recognition of one input. `error` is set (and text/score empty) when it failed.
+class ResultFiles:
+  """What the per-image results share (TextRecResult, the OCR pipeline's OCRResult): `ok`,
+  printing, file naming and `save_to_json`. Needs `json`, `input_path`, `index`, `error`."""
 
-  index: position in the input stream (names array inputs' output files).
-  input_img: the BGR uint8 crop as read (None for a failed item).
-  """
-  index: int
-  input_path: str | None
-  rec_text: str = ""
-  rec_score: float = 0.0
-  input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
-  error: str | None = None
-  page_index: None = None
+  img_suffix = "_res"  # <input stem><img_suffix>.<ext> for save_to_img into a directory
 
   @property
   def ok(self) -> bool:
     return self.error is None
-
-  @property
-  def json(self) -> dict[str, Any]:
-    res = {"input_path": self.input_path, "page_index": self.page_index,
-           "rec_text": self.rec_text, "rec_score": float(self.rec_score)}
-    if self.error is not None:
-      res["error"] = self.error
-    return {"res": res}
 
   def __str__(self) -> str:
     return str(self.json)
@@ -131,23 +114,14 @@ class TextRecResult:
       return pathlib.Path(self.input_path).stem
     return f"array_{self.index}"
 
-  def _target(self, save_path: str | os.PathLike, exts: tuple[str, ...], ext: str) -> str:
-    """A file path as given, or `<dir>/<input stem>_res<ext>` for a directory."""
+  def _target(self, save_path: str | os.PathLike, exts: tuple[str, ...], ext: str,
+              suffix: str = "_res") -> str:
+    """A file path as given, or `<dir>/<input stem><suffix><ext>` for a directory."""
     p = os.fspath(save_path)
     if not p.lower().endswith(exts):
-      p = os.path.join(p, f"{self._stem()}_res{ext}")
+      p = os.path.join(p, f"{self._stem()}{suffix}{ext}")
     os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
     return p
-
-  def save_to_img(self, save_path: str | os.PathLike) -> str | None:
-    """Writes the crop with "text (score)" beneath it; returns the file, None if failed."""
-    if self.input_img is None:
-      return None
-    suffix = pathlib.Path(self.input_path or "x.png").suffix.lower()
-    ext = suffix if suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
-    path = self._target(save_path, (".jpg", ".jpeg", ".png", ".bmp"), ext)
-    render(self.input_img, f"{self.rec_text} ({self.rec_score:.4f})").save(path)
-    return path
 
   def save_to_json(self, save_path: str | os.PathLike, indent: int = 4,
                    ensure_ascii: bool = False) -> str:
@@ -155,4 +129,38 @@ class TextRecResult:
     path = self._target(save_path, (".json",), ".json")
     with open(path, "w", encoding="utf-8") as f:
       json.dump(self.json, f, indent=indent, ensure_ascii=ensure_ascii)
+    return path
+
+
+@dataclasses.dataclass
+class TextRecResult(ResultFiles):
+  """Recognition of one input. `error` is set (and text/score empty) when it failed.
+
+  index: position in the input stream (names array inputs' output files).
+  input_img: the BGR uint8 crop as read (None for a failed item).
+  """
+  index: int
+  input_path: str | None
+  rec_text: str = ""
+  rec_score: float = 0.0
+  input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
+  error: str | None = None
+  page_index: None = None
+
+  @property
+  def json(self) -> dict[str, Any]:
+    res = {"input_path": self.input_path, "page_index": self.page_index,
+           "rec_text": self.rec_text, "rec_score": float(self.rec_score)}
+    if self.error is not None:
+      res["error"] = self.error
+    return {"res": res}
+
+  def save_to_img(self, save_path: str | os.PathLike) -> str | None:
+    """Writes the crop with "text (score)" beneath it; returns the file, None if failed."""
+    if self.input_img is None:
+      return None
+    suffix = pathlib.Path(self.input_path or "x.png").suffix.lower()
+    ext = suffix if suffix in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
+    path = self._target(save_path, (".jpg", ".jpeg", ".png", ".bmp"), ext, self.img_suffix)
+    render(self.input_img, f"{self.rec_text} ({self.rec_score:.4f})").save(path)
     return path

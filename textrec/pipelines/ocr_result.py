@@ -8,9 +8,7 @@ and each line's text warped into its quad.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import pathlib
 from typing import Any
 
 import cv2
@@ -21,7 +19,7 @@ from textrec.inference import results as rec_results
 
 
 @dataclasses.dataclass
-class OCRResult:
+class OCRResult(rec_results.ResultFiles):
   """The OCR of one input image. `error` is set (and the lists empty) when it failed.
 
   dt_polys: every detected quad int[N, 4, 2] (reading order); rec_polys / rec_texts /
@@ -30,6 +28,7 @@ class OCRResult:
   was turned 180 degrees, 0 if not, -1 without orientation classification.
   timings: seconds spent in detection / orientation / recognition (not part of `.json`).
   """
+  img_suffix = "_ocr_res_img"  # PaddleX's name for the OCR drawing
   index: int
   input_path: str | None
   dt_polys: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4, 2), np.int32))
@@ -45,10 +44,6 @@ class OCRResult:
   timings: dict[str, float] = dataclasses.field(default_factory=dict, repr=False)
   error: str | None = None
   page_index: None = None
-
-  @property
-  def ok(self) -> bool:
-    return self.error is None
 
   @property
   def rec_boxes(self) -> np.ndarray:
@@ -79,37 +74,12 @@ class OCRResult:
       res["error"] = self.error
     return {"res": res}
 
-  def __str__(self) -> str:
-    return str(self.json)
-
-  def print(self, json_format: bool = False, indent: int = 4,
-            ensure_ascii: bool = False) -> None:
-    """Prints the result: as a Python dict, or as indented JSON when `json_format`."""
-    print(json.dumps(self.json, indent=indent, ensure_ascii=ensure_ascii) if json_format
-          else self.json)
-
-  def _target(self, save_path: str | os.PathLike, exts: tuple[str, ...], ext: str) -> str:
-    p = os.fspath(save_path)
-    if not p.lower().endswith(exts):
-      stem = pathlib.Path(self.input_path).stem if self.input_path else f"array_{self.index}"
-      p = os.path.join(p, f"{stem}_ocr_res_img{ext}" if ext != ".json" else f"{stem}_res.json")
-    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-    return p
-
-  def save_to_json(self, save_path: str | os.PathLike, indent: int = 4,
-                   ensure_ascii: bool = False) -> str:
-    """Writes `.json` (UTF-8) to a file, or to `<dir>/<input stem>_res.json`."""
-    path = self._target(save_path, (".json",), ".json")
-    with open(path, "w", encoding="utf-8") as f:
-      json.dump(self.json, f, indent=indent, ensure_ascii=ensure_ascii)
-    return path
-
   def save_to_img(self, save_path: str | os.PathLike) -> str | None:
     """Writes the drawing (see module doc) to a file, or to
     `<dir>/<input stem>_ocr_res_img.png`; None for a failed input."""
     if self.input_img is None:
       return None
-    path = self._target(save_path, (".jpg", ".jpeg", ".png", ".bmp"), ".png")
+    path = self._target(save_path, (".jpg", ".jpeg", ".png", ".bmp"), ".png", self.img_suffix)
     draw_ocr(self.input_img, self.rec_polys, self.rec_texts).save(path)
     return path
 

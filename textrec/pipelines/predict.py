@@ -53,10 +53,7 @@ def run(config) -> int:
   t0 = time.perf_counter()
   for res in pipe.predict(checks.predict_inputs(p.input)):
     if res.error is not None:
-      why, skip = inputs_lib.error_reason(res.error, res.input_path)
-      (skipped if skip else failed)[why] += 1
-      if not skip:
-        print(f"predict: error: {res.error}", file=sys.stderr)
+      inputs_lib.tally_error(res.error, res.input_path, failed, skipped, "predict")
       continue
     n_ok += 1
     n_lines += len(res.rec_texts)
@@ -68,7 +65,7 @@ def run(config) -> int:
       res.save_to_img(out_dir)
     if p.save_json:
       res.save_to_json(out_dir)
-  by = lambda c: ", ".join(f"{n} {why}" for why, n in c.most_common())
+  by = inputs_lib.by_reason
   summary = f"{n_ok} images read ({n_lines} lines)"
   summary += f", {sum(failed.values())} failed" + (f" ({by(failed)})" if failed else "")
   if skipped:
