@@ -44,13 +44,16 @@ class TextlineOrientation:
     return f"TextlineOrientation({self.model_name!r}, source={self.source!r})"
 
   def probs(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-    """BGR crops -> probabilities f32[N, 2] over ("0", "180"); batches padded to
-    `batch_size` rows (one compiled shape)."""
-    bs = self.batch_size
+    """BGR crops -> probabilities f32[N, 2] over ("0", "180"); each batch's rows padded to
+    one of `predictor.batch_sizes(batch_size)` (few compiled shapes)."""
+    from textrec.inference.predictor import batch_sizes  # pylint: disable=g-import-not-at-top
+
+    bs, sizes = self.batch_size, batch_sizes(self.batch_size)
     out = np.zeros((len(crops), len(LABELS)), np.float32)
     for start in range(0, len(crops), bs):
       chunk = crops[start:start + bs]
-      x = np.zeros((bs, HEIGHT, WIDTH, 3), np.float32)
+      rows = next(s for s in sizes if s >= len(chunk))
+      x = np.zeros((rows, HEIGHT, WIDTH, 3), np.float32)
       for k, c in enumerate(chunk):
         x[k] = resize_norm(c)
       out[start:start + len(chunk)] = self.forward(x)[:len(chunk)]
