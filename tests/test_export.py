@@ -25,7 +25,6 @@ from textrec.export import export  # noqa: E402
 from textrec.inference import onnx_backend, postprocess, preprocess  # noqa: E402
 from textrec.models import zoo  # noqa: E402
 
-pytestmark = pytest.mark.slow
 NAME = "PP-OCRv4_mobile_rec"
 WIDTHS = (80, 320, 1000)
 BATCHES = (1, 7)
