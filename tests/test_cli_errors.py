@@ -169,7 +169,6 @@ def _official_available() -> bool:
   return importlib.util.find_spec("rapidocr_onnxruntime") is not None
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not _official_available(), reason="needs the 'pretrained' extra")
 def test_predict_prints_a_few_lines_and_a_summary(tmp_path):
   """A folder (one image and a notes.txt) plus a 1x1 image, given as a comma list: the two

@@ -27,6 +27,9 @@ from textrec.inference import predictor
 from textrec.inference import preprocess
 from textrec.inference import results
 
+sys.path.insert(0, os.path.dirname(__file__))
+import ic15  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CHARS = tuple("0123456789abcdef中文")
 
@@ -364,7 +367,7 @@ def test_cli_locked_config_rejects_typo(tmp_path):
   assert r.returncode != 0 and "inptu" in r.stderr
 
 
-# ------------------------------------------------------------------ official model (slow)
+# ------------------------------------------------------------------ official model
 
 
 def _official_available() -> str | None:
@@ -386,7 +389,6 @@ def official_model():
   return predictor.create_model("PP-OCRv4_mobile_rec")
 
 
-@pytest.mark.slow
 def test_official_batch_invariance_on_ic15(official_model, ic15_dir):
   """The issue's check: same text and score (±1e-4) at batch 1, 6, 32, in any company."""
   lines = (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()
@@ -407,7 +409,6 @@ def test_official_batch_invariance_on_ic15(official_model, ic15_dir):
       assert abs(got[r.input_path].rec_score - r.rec_score) <= 1e-4, r.input_path
 
 
-@pytest.mark.slow
 def test_official_cli_predict_subprocess(official_model, ic15_dir, tmp_path):
   out = tmp_path / "out"
   img = ic15_dir / "images" / "val_word_1.png"
@@ -448,59 +449,47 @@ def test_official_via_orbax_run_dir(official_model, tmp_path):
     predictor.create_model("PP-OCRv4_server_rec", model_dir=str(tmp_path / "run"))
 
 
-@pytest.mark.slow
-def test_official_predict_matches_onnx_pipeline_on_ic15_val(official_model, ic15_dir):
-  """End to end on all of IC15 val: our predict (batch 6) gives the official pipeline's text
-  (onnxruntime on the official ONNX, PaddleX batching: batches of 6 sorted by aspect ratio,
-  each padded to its widest) on >= 99.8% of crops."""
-  import math  # pylint: disable=g-import-not-at-top
-
-  ort = pytest.importorskip("onnxruntime", reason="onnxruntime (the reference) missing")
-  from textrec.inference import postprocess  # pylint: disable=g-import-not-at-top
+@pytest.mark.parametrize("n", ic15.sizes(200))
+def test_official_predict_matches_onnx_pipeline_on_ic15_val(official_model, ic15_dir, n):
+  """End to end on IC15 val (the first TEXTREC_IC15_N crops, default 200; all 2077 in the
+  slow case): our predict (batch 6) gives the official pipeline's text (onnxruntime on the
+  official ONNX, PaddleX batching: batches of 6 sorted by aspect ratio, each padded to its
+  widest) on >= 99.8% of crops."""
+  pytest.importorskip("onnxruntime", reason="onnxruntime (the reference) missing")
+  import official_onnx  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
-  so = ort.SessionOptions()
-  so.intra_op_num_threads = os.cpu_count() or 2
-  so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared CI cores
-  sess = ort.InferenceSession(official.official_onnx_path("PP-OCRv4_mobile_rec"), so,
-                              providers=["CPUExecutionProvider"])
-  lines = (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()
-  files = [str(ic15_dir / ln.split("\t")[0]) for ln in lines]
+  run = official_onnx.session(official.official_onnx_path("PP-OCRv4_mobile_rec"))
+  files = [str(ic15_dir / ln.split("\t")[0]) for ln in ic15.val_lines(ic15_dir, n)]
   images = [cv2.imread(f, cv2.IMREAD_COLOR) for f in files]
-  order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
-  official_text = [None] * len(images)
-  for s in range(0, len(order), 6):
-    idx = order[s:s + 6]
-    ratio = max([320 / 48] + [images[i].shape[1] / images[i].shape[0] for i in idx])
-    width = min(int(math.ceil(48 * ratio)), preprocess.MAX_WIDTH)
-    x = np.stack([preprocess.resize_norm(images[i], width) for i in idx]).transpose(0, 3, 1, 2)
-    probs = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    for i, (t, _) in zip(idx, postprocess.ctc_greedy_decode(probs, official_model.charset)):
-      official_text[i] = t
+  official_text = official_onnx.paddlex_texts(run, images, official_model.charset)
   ours = [r.rec_text for r in official_model.predict(files, batch_size=6)]
   same = sum(a == b for a, b in zip(ours, official_text))
   diff = [(f, a, b) for f, a, b in zip(files, ours, official_text) if a != b]
-  assert len(files) == 2077
+  assert len(files) == (n or ic15.ALL)
   assert same / len(files) >= 0.998, diff[:10]
 
 
-@pytest.mark.slow
-def test_official_rotate_tall_reads_vertical_ic15_words(official_model, ic15_dir):
-  """On IC15 val crops at least 1.2x taller than wide (vertical / steeply rotated words),
+@pytest.mark.parametrize("n", ic15.sizes(300))
+def test_official_rotate_tall_reads_vertical_ic15_words(official_model, ic15_dir, n):
+  """On IC15 val crops at least 1.2x taller than wide (vertical / steeply rotated words;
+  those among the first TEXTREC_IC15_N crops, default 300, or all 143 in the slow case),
   reading them turned as well lifts the official model's filtered accuracy by >= 0.2; the
   other crops read exactly as without the option."""
   import re  # pylint: disable=g-import-not-at-top
 
-  lines = (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()
+  lines = ic15.val_lines(ic15_dir, n)
   pairs = [(cv2.imread(str(ic15_dir / ln.split("\t")[0])), ln.split("\t")[1]) for ln in lines]
   tall = [(im, t) for im, t in pairs if im.shape[0] >= 1.2 * im.shape[1]]
   wide = [(im, t) for im, t in pairs[:40] if im.shape[0] < 1.2 * im.shape[1]]
-  assert len(tall) > 100
+  assert len(tall) > (100 if not n else 10)
   crops = [im for im, _ in tall + wide]
   rot = predictor.TextRecognizer(official_model.model_name, official_model.probs_fn,
                                  official_model.charset, rotate_tall=1.2)
   plain, turned = official_model.recognize(crops, 32), rot.recognize(crops, 32)
   filt = lambda s: re.sub("[^0-9a-z]", "", s.lower())
   acc = lambda res: np.mean([filt(p) == filt(t) for (p, _), (_, t) in zip(res, tall)])
+  print(f"{len(tall)} tall crops: filtered acc {acc(plain[:len(tall)]):.3f} -> "
+        f"{acc(turned[:len(tall)]):.3f} turned")
   assert acc(turned[:len(tall)]) >= acc(plain[:len(tall)]) + 0.2
   assert turned[len(tall):] == plain[len(tall):]

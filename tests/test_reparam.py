@@ -4,12 +4,18 @@ not, 1x1 branch or not, int / tuple strides, the int stride 2 that skips the act
 The fixture comparison with Paddle's own fused weights is in test_mobile_parity.py."""
 from __future__ import annotations
 
+import os
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from textrec.models import layers, pplcnetv3, recognizer, reparam
+
+sys.path.insert(0, os.path.dirname(__file__))
+import train_utils  # noqa: E402
 
 # (kernel, in_c, out_c, stride, use_se) before scaling (scale 0.5 keeps 16-multiples).
 SMALL = {
@@ -20,24 +26,6 @@ SMALL = {
     "blocks6": ((3, 96, 96, 1, True),),
 }
 NECK = dict(dims=32, depth=1, hidden_dims=32, kernel_size=(1, 3), use_guide=True)
-
-
-def _random_variables(shapes, seed: int):
-  """Random values for every variable (numpy; no XLA compile): positive variances, norm and
-  LAB scales around 1, kernels ~ N(0, 1/fan_in), everything else ~ N(0, 0.1)."""
-  rng = np.random.default_rng(seed)
-
-  def draw(path, v):
-    name = jax.tree_util.keystr(path)
-    if name.endswith("['var']"):
-      return rng.uniform(0.5, 1.5, v.shape).astype(np.float32)
-    if name.endswith("['scale']"):
-      return rng.uniform(0.7, 1.3, v.shape).astype(np.float32)
-    if name.endswith("['kernel']"):
-      return (rng.standard_normal(v.shape) / np.sqrt(np.prod(v.shape[:-1]))).astype(np.float32)
-    return (0.1 * rng.standard_normal(v.shape)).astype(np.float32)
-
-  return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 def _model(deploy: bool):
@@ -59,7 +47,7 @@ def test_deploy_form_matches_train_form_on_random_params(forms, seed):
   train_model, deploy_model, fwd_train, fwd_deploy = forms
   x = jax.random.normal(jax.random.key(100 + seed), (2, 32, 64, 3))
   shapes = recognizer.variable_shapes(train_model, height=32, width=64, with_nrtr=False)
-  v = _random_variables(shapes, seed)
+  v = train_utils.random_variables(shapes, seed)
   dv = reparam.deploy_variables(v)
   # The deploy tree is exactly what the deploy module expects.
   want = recognizer.variable_shapes(deploy_model, height=32, width=64, with_nrtr=False)

@@ -24,10 +24,12 @@ PE = "head.gtc_head.positional_encoding.pe"  # constant buffer, not a variable h
 
 
 def _forward(model, variables, x):
-  # Eager with plain XLA convs: a few seconds here, where jit-compiling these models takes
-  # 5-10 s each on 2 CPU cores (Conv2D's "fast" path is checked against "xla" on its own).
+  # Plain XLA convs (Conv2D's "fast" path is checked against "xla" on its own), jitted: one
+  # compile of the graph takes a third of the time that running it eagerly (one small compile
+  # per op) does on 2 CPU cores.
   with layers.conv_impl("xla"):
-    out = model.apply(variables, x, train=False, return_features=True)
+    out = jax.jit(lambda v, x: model.apply(v, x, train=False, return_features=True))(
+        variables, x)
   return {"backbone": np.asarray(out["backbone_feat"]).transpose(0, 3, 1, 2),  # NCHW as Paddle
           "neck": np.asarray(out["ctc_neck"]),
           "probs": np.asarray(jax.nn.softmax(out["ctc_logits"], axis=-1))}

@@ -53,3 +53,24 @@ def run(cmd: list[str], devices: int | None = None, timeout: float = 300,
         **extra: str) -> subprocess.CompletedProcess:
   return subprocess.run(cmd, cwd=REPO, env=env(devices, **extra), capture_output=True,
                         text=True, timeout=timeout)
+
+
+def random_variables(shapes, seed: int = 0):
+  """Random values for every variable of a `recognizer.variable_shapes` tree (numpy: no XLA
+  compile, where jit-compiling a model's `init` takes 10-20 s on 2 CPU cores): positive
+  variances, norm and LAB scales around 1, kernels ~ N(0, 1/fan_in), the rest ~ N(0, 0.1)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(seed)
+
+  def draw(path, v):
+    name = jax.tree_util.keystr(path)
+    if name.endswith("['var']"):
+      return rng.uniform(0.5, 1.5, v.shape).astype(np.float32)
+    if name.endswith("['scale']"):
+      return rng.uniform(0.7, 1.3, v.shape).astype(np.float32)
+    if name.endswith("['kernel']"):
+      return (rng.standard_normal(v.shape) / np.sqrt(np.prod(v.shape[:-1]))).astype(np.float32)
+    return (0.1 * rng.standard_normal(v.shape)).astype(np.float32)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
