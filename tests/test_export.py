@@ -329,12 +329,12 @@ def test_ocr_pipeline_runs_on_onnx_without_jax(official_export, ocr_images_dir, 
   process where JAX, Flax and TensorFlow cannot be imported gives the JAX pipeline's lines."""
   import textrec  # pylint: disable=g-import-not-at-top
   from textrec.export import aux_export  # pylint: disable=g-import-not-at-top
-  from textrec.weights import aux  # pylint: disable=g-import-not-at-top
+  from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
 
   out, _, _, _ = official_export
   dirs = {}
   for kind, name in (("det", "PP-OCRv4_mobile_det"), ("cls", "ch_ppocr_mobile_v2.0_cls")):
-    variables, source = aux.load_aux(name, kind)
+    variables, source = pipeline_weights.load_aux(name, kind)
     dirs[kind] = str(tmp_path / name)
     aux_export.export_aux(name, kind, variables, dirs[kind], source=source)  # checks vs JAX
   image = str(ocr_images_dir / "ger_2.jpg")

@@ -21,7 +21,7 @@ import cv2  # noqa: E402
 import textrec  # noqa: E402
 from textrec.pipelines import crops, det_postprocess as dbp, ocr, rapidocr_ref  # noqa: E402
 from textrec.pipelines import text_detection  # noqa: E402
-from textrec.weights import aux, official  # noqa: E402
+from textrec.weights import official, pipeline_weights  # noqa: E402
 
 # Three 720 x 1280 ICDAR 2015 scenes (one detector shape) and a book page.
 IMAGES = ("img_10.jpg", "img_11.jpg", "img_195.jpg", "img_12.jpg")
@@ -164,8 +164,8 @@ def test_paddle_dirs_load_as_the_official_onnx():
 
   for name, kind, d in (("PP-OCRv4_mobile_det", "det", "ch_PP-OCRv4_det_infer"),
                         ("ch_ppocr_mobile_v2.0_cls", "cls", "ch_ppocr_mobile_v2_cls_infer")):
-    ours, _ = aux.load_aux(name, kind, os.path.join(base, d))
-    onnx, _ = aux.load_aux(name, kind)
+    ours, _ = pipeline_weights.load_aux(name, kind, os.path.join(base, d))
+    onnx, _ = pipeline_weights.load_aux(name, kind)
     a = jax.tree_util.tree_leaves_with_path(ours)
     b = dict(jax.tree_util.tree_leaves_with_path(onnx))
     assert len(a) == len(b) > 200

@@ -120,7 +120,7 @@ def run_ocr(config) -> int:
   export), the detector and the orientation classifier, each into
   <output_dir>/inference/<model name>/ (ONNX). Exit code 0, 2 on bad input."""
   from textrec.export import export  # pylint: disable=g-import-not-at-top
-  from textrec.weights import aux  # pylint: disable=g-import-not-at-top
+  from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
 
   o, e = config.ocr, config.export
   if e.format != "onnx":
@@ -132,7 +132,7 @@ def run_ocr(config) -> int:
     module, variables, cs, source = export.load_weights(
         config.model.name, e.weight_path or config.predict.model_dir, config.data.dict_path,
         int(config.data.height), prefix=config.model.get("weights_prefix") or None)
-    aux_vars = {kind: aux.load_aux(name, kind, model_dir or None)
+    aux_vars = {kind: pipeline_weights.load_aux(name, kind, model_dir or None)
                 for kind, name, model_dir in (("det", o.det_model, o.det_model_dir),
                                               ("cls", o.cls_model, o.cls_model_dir))}
   except (FileNotFoundError, ValueError, KeyError, ModuleNotFoundError) as err:

@@ -88,7 +88,7 @@ def load_forward(name: str, kind: str, model_dir: str | os.PathLike | None = Non
     path = os.fspath(model_dir)
     aux_export.check_yml(path, name)
     return OnnxForward(os.path.join(path, aux_export.ONNX_FILE), kind), f"exported:{path}"
-  from textrec.weights import aux  # pylint: disable=g-import-not-at-top
+  from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
 
-  variables, source = aux.load_aux(name, kind, model_dir)
+  variables, source = pipeline_weights.load_aux(name, kind, model_dir)
   return FlaxForward(model_fn(name, kind), variables), source
