@@ -42,7 +42,7 @@ def train_section() -> mlc.ConfigDict:
       # PaddleOCR .pdparams (or its path without the extension)
       pretrained="official",
       resume=False,
-      epochs=2,
+      epochs=1,
       steps=0,               # > 0 overrides epochs
       batch_size=16,         # global batch (per device = batch_size / devices)
       log_every=10,

@@ -18,7 +18,10 @@ import common  # noqa: E402
 def get_config():
   c = common.base("PP-OCRv4_mobile_rec")
   c.optim.name = "adam"
-  c.optim.lr = 5e-4
+  # PaddleOCR's yml trains from scratch at 5e-4 on multi-GPU batches. Fine-tuning the
+  # official weights at batch 16: 2e-4 gains in one epoch on the demo dataset
+  # (0.9219 -> 0.9453; 5e-4 first drops to 0.8828 and needs a second epoch).
+  c.optim.lr = 2e-4
   c.optim.weight_decay = 3e-5
   c.lock()
   return c

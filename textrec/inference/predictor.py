@@ -30,6 +30,7 @@ import numpy as np
 from textrec.inference import inputs as inputs_lib
 from textrec.inference import postprocess
 from textrec.inference import preprocess
+from textrec.inference import programs
 from textrec.charset import Charset
 from textrec.inference.results import TextRecResult
 
@@ -50,44 +51,26 @@ def batch_sizes(batch_size: int) -> tuple[int, ...]:
   return tuple(sizes) + (batch_size,)
 
 
-class FlaxForward:
+class FlaxForward(programs.FlaxForward):
   """A flax recognizer as a probs_fn: jitted apply + softmax over classes, compiled per
-  (batch, width) and cached."""
+  (batch, width) and kept (textrec.inference.programs: in memory and on disk)."""
 
   def __init__(self, module, variables: dict[str, Any]):
     import jax  # pylint: disable=g-import-not-at-top
 
     self.module = module
-    self.variables = jax.device_put(variables)
 
     def probs(variables, x):
       logits = module.apply(variables, x, train=False)["ctc_logits"]
       return jax.nn.softmax(logits.astype(jax.numpy.float32), axis=-1)
 
-    self._jit = jax.jit(probs)
-    self._compiled: dict[tuple[int, int], Any] = {}
-
-  def compiled(self, batch: int, width: int):
-    """The compiled program for x f32[batch, 48, width, 3] (compiles on first use)."""
-    key = (batch, width)
-    fn = self._compiled.get(key)
-    if fn is None:
-      import jax  # pylint: disable=g-import-not-at-top
-
-      spec = jax.ShapeDtypeStruct((batch, preprocess.HEIGHT, width, 3), np.float32)
-      fn = self._jit.lower(self.variables, spec).compile()
-      self._compiled[key] = fn
-    return fn
-
-  @property
-  def num_compiled(self) -> int:
-    return len(self._compiled)
+    super().__init__(probs, variables, tag=f"rec-probs:{module!r}")
 
   def __call__(self, x_nhwc: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x_nhwc, dtype=np.float32)
     if x.ndim != 4 or x.shape[1] != preprocess.HEIGHT or x.shape[3] != 3:
       raise ValueError(f"expected f32[B, {preprocess.HEIGHT}, W, 3]; got {x.shape}")
-    return np.asarray(self.compiled(x.shape[0], x.shape[2])(self.variables, x))
+    return super().__call__(x)
 
 
 class TextRecognizer:

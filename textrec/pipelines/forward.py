@@ -26,31 +26,6 @@ def model_fn(name: str, kind: str) -> Callable:
   return lambda v, x: module.apply(v, x, train=False)
 
 
-class FlaxForward:
-  """A jitted model function, compiled per input shape and kept."""
-
-  def __init__(self, fn: Callable, variables: dict[str, Any]):
-    import jax  # pylint: disable=g-import-not-at-top
-
-    self.variables = jax.device_put(variables)
-    self._jit = jax.jit(fn)
-    self._compiled: dict[tuple[int, ...], Any] = {}
-
-  @property
-  def num_compiled(self) -> int:
-    return len(self._compiled)
-
-  def __call__(self, x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, np.float32)
-    prog = self._compiled.get(x.shape)
-    if prog is None:
-      import jax  # pylint: disable=g-import-not-at-top
-
-      spec = jax.ShapeDtypeStruct(x.shape, np.float32)
-      prog = self._compiled[x.shape] = self._jit.lower(self.variables, spec).compile()
-    return np.asarray(prog(self.variables, x))
-
-
 class OnnxForward:
   """onnxruntime on an exported inference.onnx (input NCHW; det output [B, 1, H, W])."""
 
@@ -91,4 +66,6 @@ def load_forward(name: str, kind: str, model_dir: str | os.PathLike | None = Non
   from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
 
   variables, source = pipeline_weights.load_aux(name, kind, model_dir)
-  return FlaxForward(model_fn(name, kind), variables), source
+  from textrec.inference import programs  # pylint: disable=g-import-not-at-top
+
+  return programs.FlaxForward(model_fn(name, kind), variables, tag=f"{name}:{kind}"), source

@@ -15,6 +15,7 @@ feeds its share of the batch (Grain shards by process) through
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import math
@@ -136,6 +137,42 @@ def jit_train_step(model, tx, mesh: Mesh, train_cfg) -> Callable:
         return step(state, batch)
   repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   return jax.jit(fn, in_shardings=(repl, data), out_shardings=(repl, repl))
+
+
+class StepPrograms:
+  """A jitted step compiled per batch shape, ahead of time where the shape is known early.
+
+  `start(state, batch)` lowers and compiles for the batch's shape in a background thread
+  (XLA:CPU compiles mostly on one core, so it overlaps well with evaluating the pretrained
+  weights); calling runs the compiled program, waiting for it or compiling on first use.
+  """
+
+  def __init__(self, step_fn: Callable):
+    self._fn = step_fn
+    self._progs: dict[tuple[int, ...], Any] = {}
+    self._pending: dict[tuple[int, ...], concurrent.futures.Future] = {}
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile")
+    self.compile_seconds: dict[tuple[int, ...], float] = {}
+
+  def _compile(self, shape, state, batch):
+    t0 = time.time()
+    prog = self._fn.lower(state, batch).compile()
+    self.compile_seconds[shape] = time.time() - t0
+    return prog
+
+  def start(self, state, batch) -> None:
+    shape = tuple(batch["image"].shape)
+    if shape not in self._progs and shape not in self._pending:
+      self._pending[shape] = self._pool.submit(self._compile, shape, state, batch)
+
+  def __call__(self, state, batch):
+    shape = tuple(batch["image"].shape)
+    prog = self._progs.get(shape)
+    if prog is None:
+      fut = self._pending.pop(shape, None)
+      prog = fut.result() if fut else self._compile(shape, state, batch)
+      self._progs[shape] = prog
+    return prog(state, batch)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -311,7 +348,11 @@ def run(config) -> int:
     best = meta.get("best", best)
     n_replaced = int(meta.get("replaced_records", 0))
     log(f"resumed from step {start} (best acc so far {best['acc']:.4f})")
-  step_fn = jit_train_step(setup.model, tx, mesh, config.train)
+  step_fn = StepPrograms(jit_train_step(setup.model, tx, mesh, config.train))
+  first_batch = None
+  if start < total:  # its shape compiles while the pretrained weights are evaluated
+    first_batch = next(data_iter)
+    step_fn.start(state, shard_batch(first_batch, mesh))
   meta_base = ckpt_lib.run_meta(config.model.name, setup.deploy, setup.charset,
                                 fresh_nrtr=setup.fresh_nrtr)
   eval_every = int(config.train.eval_every) or spe
@@ -327,7 +368,10 @@ def run(config) -> int:
   step = start
   seen_shapes = set()
   while step < total:
-    batch = next(data_iter)
+    if first_batch is not None:
+      batch, first_batch = first_batch, None
+    else:
+      batch = next(data_iter)
     n_replaced += int(np.sum(batch["replaced"]))
     t0 = time.time()
     state, metrics = step_fn(state, shard_batch(batch, mesh))
@@ -335,8 +379,10 @@ def run(config) -> int:
     if batch["image"].shape not in seen_shapes:  # a compile: keep it out of img/s and ETA
       jax.block_until_ready(metrics)
       seen_shapes.add(batch["image"].shape)
-      log(f"compiled and ran the train step for batch shape {batch['image'].shape} in "
-          f"{time.time() - t0:.0f} s")
+      shape = tuple(batch["image"].shape)
+      log(f"compiled the train step for batch shape {shape} in "
+          f"{step_fn.compile_seconds.get(shape, 0):.0f} s (waited {time.time() - t0:.0f} s "
+          f"for it and the first step)")
       t_win, n_img, n_timed = time.time(), 0, 0
     else:
       n_img += int(batch["image"].shape[0]) * jax.process_count()

@@ -1,0 +1,166 @@
+"""Jitted inference functions, compiled once per input shape and kept in memory and on disk.
+
+XLA:CPU takes seconds to compile each input shape. JAX's persistent compile cache skips the
+compile in a later process but not the tracing and lowering that compute its key (about 3 s
+per shape for the mobile recognizer). Here each program is serialized right after its
+compile and a later process loads it directly (about 0.3 s), under a key made of everything
+the program depends on except the weights' values: textrec's code, the jax/jaxlib versions,
+the device, XLA_FLAGS, the conv implementation, the function's tag, the variables' shapes
+and dtypes, and the input shape. Programs live in `$TEXTREC_CACHE/programs` (default
+~/.cache/textrec/programs); TEXTREC_PROGRAM_CACHE=0 switches the disk part off.
+
+  fwd = FlaxForward(fn, variables, tag="PP-OCRv4_det:det")  # fn(variables, x) -> y
+  y = fwd(x)                                                # np.ndarray in, np.ndarray out
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pathlib
+import pickle
+import tempfile
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+_LOCK = threading.Lock()  # one compile at a time: the persistent-cache hit counter is global
+_HITS = [0]               # JAX persistent compile cache hits seen in this process
+
+
+def cache_dir() -> pathlib.Path | None:
+  """Where serialized programs live; None when TEXTREC_PROGRAM_CACHE=0."""
+  if os.environ.get("TEXTREC_PROGRAM_CACHE", "1") == "0":
+    return None
+  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "textrec")
+  return pathlib.Path(base) / "programs"
+
+
+@functools.cache
+def code_fingerprint() -> str:
+  """sha256 of textrec's own Python sources (any change to them compiles anew)."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  h = hashlib.sha256()
+  for p in sorted(root.rglob("*.py")):
+    h.update(str(p.relative_to(root)).encode())
+    h.update(p.read_bytes())
+  return h.hexdigest()
+
+
+@functools.cache
+def _listen_for_cache_hits() -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+
+  def on_event(event: str, **_) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+      _HITS[0] += 1
+
+  jax.monitoring.register_event_listener(on_event)
+
+
+def program_key(tag: str, variables: Any, shape: tuple[int, ...]) -> str:
+  """The on-disk key of `tag`'s program for input f32[shape] (module doc)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+
+  from textrec.models import layers  # pylint: disable=g-import-not-at-top
+
+  dev = jax.devices()[0]
+  leaves, tree = jax.tree_util.tree_flatten(variables)
+  parts = [code_fingerprint(), jax.__version__, jaxlib.__version__, dev.platform,
+           getattr(dev, "device_kind", ""), dev.client.platform_version,
+           os.environ.get("XLA_FLAGS", ""), layers.current_conv_impl(), tag, str(tree),
+           repr([(tuple(l.shape), str(l.dtype)) for l in leaves]), repr(tuple(shape))]
+  return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _load(path: pathlib.Path):
+  from jax.experimental import serialize_executable  # pylint: disable=g-import-not-at-top
+
+  try:
+    blob = pickle.loads(path.read_bytes())
+    return serialize_executable.deserialize_and_load(*blob)
+  except Exception:  # pylint: disable=broad-except  # unreadable or from another build
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _save(path: pathlib.Path, compiled) -> None:
+  from jax.experimental import serialize_executable  # pylint: disable=g-import-not-at-top
+
+  try:
+    blob = pickle.dumps(serialize_executable.serialize(compiled))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+      f.write(blob)
+    os.replace(tmp, path)  # atomic: a reader sees the old file, the new one or none
+  except Exception:  # pylint: disable=broad-except  # a read-only or full disk: memory only
+    pass
+
+
+class FlaxForward:
+  """fn(variables, x) jitted, compiled per input shape (memory, then disk, then XLA)."""
+
+  def __init__(self, fn: Callable, variables: dict[str, Any], tag: str):
+    import jax  # pylint: disable=g-import-not-at-top
+
+    self.variables = jax.device_put(variables)
+    self.tag = tag
+    self._jit = jax.jit(fn)
+    self._compiled: dict[tuple[int, ...], Any] = {}
+    self._from_disk: set[tuple[int, ...]] = set()
+
+  @property
+  def num_compiled(self) -> int:
+    return len(self._compiled)
+
+  def compiled(self, shape: tuple[int, ...]):
+    """The program for x f32[shape]: kept, loaded from disk, or compiled (and saved)."""
+    shape = tuple(int(s) for s in shape)
+    prog = self._compiled.get(shape)
+    if prog is not None:
+      return prog
+    import jax  # pylint: disable=g-import-not-at-top
+
+    with _LOCK:
+      prog = self._compiled.get(shape)
+      if prog is not None:
+        return prog
+      where = cache_dir()
+      path = where / f"{program_key(self.tag, self.variables, shape)}.bin" if where else None
+      if path is not None and path.is_file():
+        prog = _load(path)
+        if prog is not None:
+          self._from_disk.add(shape)
+      if prog is None:
+        _listen_for_cache_hits()
+        hits = _HITS[0]
+        spec = jax.ShapeDtypeStruct(shape, np.float32)
+        prog = self._jit.lower(self.variables, spec).compile()
+        # An executable JAX read from its own persistent cache does not serialize into one
+        # that runs, so only fresh compiles are saved.
+        if path is not None and _HITS[0] == hits:
+          _save(path, prog)
+      self._compiled[shape] = prog
+      return prog
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32)
+    prog = self.compiled(x.shape)
+    try:
+      return np.asarray(prog(self.variables, x))
+    except Exception:  # pylint: disable=broad-except
+      if x.shape not in self._from_disk:
+        raise
+      # A saved program that loads but cannot run (e.g. from a different build): drop it.
+      with _LOCK:
+        self._from_disk.discard(x.shape)
+        self._compiled.pop(x.shape, None)
+        where = cache_dir()
+        if where:
+          (where / f"{program_key(self.tag, self.variables, x.shape)}.bin").unlink(
+              missing_ok=True)
+      return np.asarray(self.compiled(x.shape)(self.variables, x))
