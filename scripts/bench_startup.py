@@ -1,9 +1,10 @@
-"""First-pass cost: a fresh process predicting mixed-width crops, cold vs warm compile cache.
+"""First-pass cost: a fresh process predicting mixed-width crops, empty vs filled caches.
 
 Each run is a new Python process (as a user's script is) that creates the model, predicts
 `--n` crops once (the first pass: compiles or loads every shape it meets) and once more (the
 steady state), and reports both. Run 1 uses an empty cache directory ($TEXTREC_CACHE), run 2
-the same directory again: the persistent compile cache that create_model switches on. The
+the same directory again: the compiled programs kept in $TEXTREC_CACHE/programs
+(textrec.inference.programs) and JAX's persistent compile cache. The
 crops are IC15 val crops, every k-th one tiled k = 1..6 times side by side so the widths
 span several buckets, as lines of a page do.
 

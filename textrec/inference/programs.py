@@ -1,9 +1,9 @@
 """Jitted inference functions, compiled once per input shape and kept in memory and on disk.
 
 XLA:CPU takes seconds to compile each input shape. JAX's persistent compile cache skips the
-compile in a later process but not the tracing and lowering that compute its key (about 3 s
-per shape for the mobile recognizer). Here each program is serialized right after its
-compile and a later process loads it directly (about 0.3 s), under a key made of everything
+compile in a later process but not the tracing and lowering that compute its key (seconds
+per shape for a recognizer). Here each program is serialized right after its compile and a
+later process loads it directly (scripts/bench_startup.py), under a key made of everything
 the program depends on except the weights' values: textrec's code, the jax/jaxlib versions,
 the device, XLA_FLAGS, the conv implementation, the function's tag, the variables' shapes
 and dtypes, and the input shape. Programs live in `$TEXTREC_CACHE/programs` (default
