@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -151,7 +152,6 @@ class StepPrograms:
     self._fn = step_fn
     self._progs: dict[tuple[int, ...], Any] = {}
     self._pending: dict[tuple[int, ...], concurrent.futures.Future] = {}
-    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile")
     self.compile_seconds: dict[tuple[int, ...], float] = {}
 
   def _compile(self, shape, state, batch):
@@ -163,7 +163,17 @@ class StepPrograms:
   def start(self, state, batch) -> None:
     shape = tuple(batch["image"].shape)
     if shape not in self._progs and shape not in self._pending:
-      self._pending[shape] = self._pool.submit(self._compile, shape, state, batch)
+      fut: concurrent.futures.Future = concurrent.futures.Future()
+
+      def work():
+        try:
+          fut.set_result(self._compile(shape, state, batch))
+        except BaseException as e:  # pylint: disable=broad-except  # re-raised by __call__
+          fut.set_exception(e)
+
+      # A daemon thread: a run that fails before its first step exits without waiting.
+      threading.Thread(target=work, name="compile-train-step", daemon=True).start()
+      self._pending[shape] = fut
 
   def __call__(self, state, batch):
     shape = tuple(batch["image"].shape)
