@@ -9,7 +9,7 @@ without JAX.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
