@@ -267,8 +267,9 @@ def _dw_bwd(strides, padding, res, gs):
   # Kernel gradients: n*kh*kw (+ m) per-channel sums over (B, Ho, Wo). XLA:CPU's reductions
   # over the major axes are slow, so a scan takes one image at a time and, per tap, adds
   # its rows as explicit element-wise terms (one fused, vectorised loop per tap); only the
-  # final sum over Wo is a reduction. (Unrolling more images per scan step ran no faster and
-  # made the train step's program 4x larger: compile 117 s -> 59 s for the mobile model.)
+  # final sum over Wo is a reduction. (Unrolling up to 48 rows per scan step ran no faster and
+  # made the program much larger: the mobile CTC-only train step compiled in 103 s, now 59 s,
+  # scripts/bench_train.py --form=deploy --throughput_only.)
   kw_span = (wo - 1) * sw + 1
   cb = 1
 
