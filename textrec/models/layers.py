@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 _CONV_IMPL: contextvars.ContextVar[str] = contextvars.ContextVar("textrec_conv_impl",
@@ -188,8 +189,12 @@ def paddle_hardsigmoid(x: jax.Array, slope: float = 0.1666667, offset: float = 0
 
 
 def gelu(x: jax.Array) -> jax.Array:
-  """Exact (erf) GELU, as Paddle's nn.GELU."""
-  return jax.nn.gelu(x, approximate=False)
+  """Exact (erf) GELU, Paddle's formula 0.5 x (1 + erf(x / sqrt 2)).
+
+  (jax.nn.gelu's exact form goes through erfc, which XLA:CPU evaluates several times
+  slower than erf.)
+  """
+  return 0.5 * x * (1.0 + lax.erf(x * np.float32(0.7071067811865476)).astype(x.dtype))
 
 
 def swish(x: jax.Array) -> jax.Array:
@@ -203,14 +208,27 @@ def _dw_geometry(x_shape, k_shape, strides, padding):
   return h, w, kh, kw, sh, sw, ph, pw, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
 
-def _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo):
-  """Yields (i, j, tap) with tap [B, Ho, Wo, C] the strided slice of the padded x under (i, j)."""
-  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
+def _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo, zero=None):
+  """Yields (i, j, tap) with tap [B, Ho, Wo, C] the strided slice of the padded x under (i, j).
+
+  With `zero` (a traced int32 0) the taps are dynamic slices at offsets `zero + (i, j)`.
+  XLA then reads every tap, the centre one included, from the padded copy. With static
+  slices it sees that the centre tap of a padded input is the input itself and computes
+  that input inside this conv's fusion: for a residual block's output, the previous block's
+  depthwise conv, whose own centre tap pulls in the block before, and so on, so that
+  RepSVTR's stride-1 blocks each recomputed up to six earlier ones.
+  """
   b, c = x.shape[0], x.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0))) if (ph or pw) else x
+  span = (b, (ho - 1) * sh + 1, (wo - 1) * sw + 1, c)
   for i in range(kh):
     for j in range(kw):
-      yield i, j, lax.slice(xp, (0, i, j, 0), (b, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, c),
-                            (1, sh, sw, 1))
+      if zero is not None and (ph or pw):
+        t = lax.dynamic_slice(xp, (zero, zero + i, zero + j, zero), span)
+        t = t[:, ::sh, ::sw] if (sh, sw) != (1, 1) else t
+      else:
+        t = lax.slice(xp, (0, i, j, 0), (b, i + span[1], j + span[2], c), (1, sh, sw, 1))
+      yield i, j, t
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -226,7 +244,9 @@ def depthwise_multi(x: jax.Array, kk: jax.Array, kc: jax.Array, strides, padding
   h, w, kh, kw, sh, sw, ph, pw, ho, wo = _dw_geometry(x.shape, kk.shape[1:3], strides, padding)
   n, m = kk.shape[0], kc.shape[0]
   outs: list[Any] = [None] * (n + m)
-  for i, j, tap in _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo):
+  # A zero XLA cannot fold (it is 1 only for a NaN kernel, whose outputs are NaN anyway).
+  zero = (kk[0, 0, 0, 0] != kk[0, 0, 0, 0]).astype(jnp.int32) if n else None
+  for i, j, tap in _dw_taps(x, kh, kw, sh, sw, ph, pw, ho, wo, zero):
     for b in range(n):
       t = tap * kk[b, i, j]
       outs[b] = t if outs[b] is None else outs[b] + t

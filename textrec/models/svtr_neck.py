@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from textrec.models import layers
 
@@ -68,6 +69,26 @@ class Mlp(nn.Module):
     return nn.Dropout(self.drop, deterministic=not train)(x)
 
 
+def _attend_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+  """softmax(q k^T) v, one (image, head) at a time: q, k, v [B, h, N, hd] -> [B, h, N, hd].
+
+  The CPU inference path (same sums as the batched form). XLA:CPU fuses a whole batch's
+  attention into one library call whose [B, h, N, N] scores outgrow the caches, so SVTRv2
+  (N = 480 tokens in its second stage) ran slower per image at batch 6 than at batch 1; a
+  loop over the B*h [N, N] score matrices keeps each one in cache
+  (scripts/bench_runtimes.py).
+  """
+  b, h, n, d = q.shape
+
+  def one(qkv):
+    qh, kh, vh = qkv  # [1, N, hd]
+    p = jax.nn.softmax(jnp.einsum("hqd,hkd->hqk", qh, kh), axis=-1)
+    return jnp.einsum("hqk,hkd->hqd", p, vh)
+
+  flat = lambda t: t.reshape(b * h, 1, n, d)
+  return lax.map(one, (flat(q), flat(k), flat(v))).reshape(b, h, n, d)
+
+
 class Attention(nn.Module):
   """SVTR global multi-head self-attention on x [B, N, C]: `qkv`, `proj`.
 
@@ -90,14 +111,18 @@ class Attention(nn.Module):
     scale = self.qk_scale or hd ** -0.5
     qkv = nn.Dense(3 * c, use_bias=self.qkv_bias, dtype=self.dtype, kernel_init=_trunc_normal(),
                    name="qkv")(x)
-    qkv = qkv.reshape(b, n, 3, self.num_heads, hd)
-    q, k, v = qkv[:, :, 0] * scale, qkv[:, :, 1], qkv[:, :, 2]  # [B, N, h, hd]
-    attn = jnp.einsum("bqhd,bkhd->bhqk", q, k)
-    if mask is not None:
-      attn = attn + mask
-    attn = jax.nn.softmax(attn, axis=-1)
-    attn = nn.Dropout(self.attn_drop, deterministic=not train)(attn)
-    x = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, n, c)
+    qkv = qkv.reshape(b, n, 3, self.num_heads, hd).transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv[0] * scale, qkv[1], qkv[2]  # [B, h, N, hd]
+    if mask is None and not train and layers.current_conv_impl() == "fast":
+      x = _attend_per_head(q, k, v)
+    else:
+      attn = jnp.einsum("bhqd,bhkd->bhqk", q, k)
+      if mask is not None:
+        attn = attn + mask
+      attn = jax.nn.softmax(attn, axis=-1)
+      attn = nn.Dropout(self.attn_drop, deterministic=not train)(attn)
+      x = jnp.einsum("bhqk,bhkd->bhqd", attn, v)
+    x = x.transpose(0, 2, 1, 3).reshape(b, n, c)
     x = nn.Dense(c, dtype=self.dtype, kernel_init=_trunc_normal(), name="proj")(x)
     return nn.Dropout(self.proj_drop, deterministic=not train)(x)
 
