@@ -15,7 +15,8 @@ Every reference runs at its defaults (onnxruntime: its default thread count; Pad
 oneDNN as configured by default). Weights: mobile's official ones; the others random
 deploy-form weights (the compute does not depend on the values) unless `--weights
 name=DIR` names a directory create_model reads. The last column is textrec / the fastest
-reference.
+reference. Paddle's OpenMP threads keep spinning after each call and slow whichever runtime
+runs next: for clean figures of the others, run again with `--paddle_dirs ""`.
 
   .venv/bin/python scripts/bench_runtimes.py [--models ...] [--batch_sizes 1,6] [--repeats 5]
 """
