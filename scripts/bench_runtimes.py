@@ -4,13 +4,16 @@ For each model (`--models`) and batch size (`--batch_sizes`, default 1 and 6) at
 [B, 3, 48, 320], ms/img (median over `--repeats` rounds, the runtimes alternating within
 each round) for
   * textrec   our jitted deploy-form forward (what create_model runs), and its first call
-              (compile, or a load from the persistent cache) in its own column;
+              (compile, or a load from the persistent cache) in its own column; the XLA:CPU
+              kernels it uses (textrec.inference.xla_cpu: measured on first use) are printed
+              under the row, and `--compare_libs` adds a column per variant, forced;
   * ort-ours  onnxruntime on textrec's own export of the same weights (cached in --cache);
   * ort-off   onnxruntime on the official ONNX (PP-OCRv4 mobile only);
   * openvino  OpenVINO on the official ONNX (mobile) / our export, if `openvino` is installed;
-  * paddle    Paddle Inference on a Paddle inference directory of the same weights, if
-              `paddlepaddle` is installed (`--paddle_dirs name=DIR,...`; the mobile and
-              RepSVTR directories of ../shared/fixtures/paddle_infer by default).
+  * paddle    Paddle Inference on a Paddle inference directory, if `paddlepaddle` is
+              installed (`--paddle_dirs name=DIR,...`; the mobile and RepSVTR directories of
+              ../shared/fixtures/paddle_infer by default), with that directory's own weights;
+              its outputs are checked against textrec reading the same directory.
 Every reference runs at its defaults (onnxruntime: its default thread count; Paddle: CPU,
 oneDNN as configured by default). Weights: mobile's official ones; the others random
 deploy-form weights (the compute does not depend on the values) unless `--weights
@@ -73,6 +76,25 @@ def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) 
   return str(out / export.ONNX_FILE)
 
 
+def forced_runner(module, variables, libs: str):
+  """textrec's forward compiled with XLA:CPU kernel variant `libs` (xla_cpu.VARIANTS)."""
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+
+  fwd = predictor.FlaxForward(module, variables)
+
+  def run(x):
+    old = os.environ.get(xla_cpu.ENV)
+    os.environ[xla_cpu.ENV] = libs  # read when a shape compiles (or loads) for the first time
+    try:
+      return fwd(x.transpose(0, 2, 3, 1))
+    finally:
+      if old is None:
+        os.environ.pop(xla_cpu.ENV)
+      else:
+        os.environ[xla_cpu.ENV] = old
+  return run
+
+
 def ort_runner(path: str):
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
@@ -113,6 +135,8 @@ def main() -> int:
   ap.add_argument("--batch_sizes", default="1,6")
   ap.add_argument("--repeats", type=int, default=5, help="rounds; each times every runtime")
   ap.add_argument("--min_time", type=float, default=1.0, help="seconds per runtime per round")
+  ap.add_argument("--compare_libs", action="store_true",
+                  help="also time textrec with each XLA:CPU kernel variant forced")
   ap.add_argument("--weights", default="", help="name=DIR,... (default: see the docstring)")
   ap.add_argument("--paddle_dirs",
                   default=",".join(f"{m}={FIXTURES / m}" for m in ("PP-OCRv4_mobile_rec",
@@ -136,7 +160,10 @@ def main() -> int:
   print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; openvino {'yes' if have['openvino'] else 'not installed'}, "
         f"paddle {'yes' if have['paddle'] else 'not installed'}; median of {args.repeats}")
-  cols = ("textrec", "ort-ours", "ort-off", "openvino", "paddle")
+  from textrec.inference import programs, xla_cpu  # pylint: disable=g-import-not-at-top
+
+  variants = [f"jax-{v}" for v in xla_cpu.VARIANTS] if args.compare_libs else []
+  cols = ("textrec", *variants, "ort-ours", "ort-off", "openvino", "paddle")
   print(f"{'model':22s} {'B':>2} {'first call s':>12} " +
         " ".join(f"{c:>9}" for c in cols) + f" {'ratio':>6}  (ms/img)")
   for name in [m for m in args.models.split(",") if m]:
@@ -144,6 +171,7 @@ def main() -> int:
     onnx_ours = our_export(name, module, variables, cs, cache, src)
     fwd = predictor.FlaxForward(module, variables)
     runners = {"textrec": lambda x, f=fwd: f(x.transpose(0, 2, 3, 1)),
+               **{c: forced_runner(module, variables, c[4:]) for c in variants},
                "ort-ours": ort_runner(onnx_ours)}
     ref_onnx = onnx_ours
     if name in official.OFFICIAL_ONNX:
@@ -151,15 +179,20 @@ def main() -> int:
       runners["ort-off"] = ort_runner(ref_onnx)
     if have["openvino"]:
       runners["openvino"] = openvino_runner(ref_onnx)
+    same_weights = {}  # runtime -> textrec on that runtime's weights, where they differ
     if have["paddle"] and name in pdirs:
       runners["paddle"] = paddle_runner(pdirs[name])
+      p_module, p_variables = weights(name, pdirs[name])[:2]
+      p_fwd = predictor.FlaxForward(p_module, p_variables)
+      same_weights["paddle"] = lambda x, f=p_fwd: f(x.transpose(0, 2, 3, 1))
     for b in batches:
       x = np.random.default_rng(b).uniform(-1, 1, (b, 3, 48, 320)).astype(np.float32)
       t0 = time.perf_counter()
       ref = runners["textrec"](x)
       first = time.perf_counter() - t0
       for k, run in runners.items():
-        d = float(np.abs(np.asarray(run(x)) - ref).max())
+        d = float(np.abs(np.asarray(run(x)) - (same_weights[k](x) if k in same_weights
+                                                else ref)).max())
         if d > 1e-3:
           print(f"  warning: {k} differs from textrec by {d:.1e}", file=sys.stderr)
       times: dict[str, list[float]] = {k: [] for k in runners}
@@ -171,10 +204,12 @@ def main() -> int:
             n += 1
           times[k].append((time.perf_counter() - t) / n / b)
       ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-      best = min(v for k, v in ms.items() if k != "textrec")
+      best = min(v for k, v in ms.items() if k != "textrec" and k not in variants)
       print(f"{name:22s} {b:>2} {first:12.2f} " +
             " ".join(f"{ms[c]:9.2f}" if c in ms else f"{'-':>9}" for c in cols) +
             f" {ms['textrec'] / best:6.2f}", flush=True)
+    libs = xla_cpu.choice(programs.program_key(fwd.tag, fwd.variables), programs.cache_dir())
+    print(f"  textrec's XLA:CPU kernels for {name}: {libs}", flush=True)
   return 0
 
 

@@ -102,6 +102,12 @@ def test_out_of_range_values(flags, expected):
   _one_error(_run(*flags), expected)
 
 
+def test_wrong_kernel_choice_in_the_environment():
+  _one_error(_run("--config.mode=predict", "--config.predict.input=README.md",
+                  TEXTREC_XLA_CPU_LIBS="fast"),
+             "TEXTREC_XLA_CPU_LIBS='fast': expected auto, default or ynn_off")
+
+
 def test_predict_without_input():
   _one_error(_run("--config.mode=predict"), "--config.predict.input=PATH is required")
 

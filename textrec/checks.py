@@ -128,6 +128,11 @@ def check_predict_input(value: str) -> list[str]:
 def check_config(config: Any) -> None:
   """Raises UsageError for the first mistake in what `config.mode` uses."""
   mode = config.mode
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  try:
+    xla_cpu.forced()
+  except ValueError as e:
+    raise UsageError(f"environment: {e}") from None
   _one_of("model.dtype", config.model.dtype, ("float32", "bfloat16"))
   if os.path.isfile(config.output_dir):
     raise UsageError(f"--config.output_dir={config.output_dir}: is a file, not a directory")

@@ -5,9 +5,11 @@ compile in a later process but not the tracing and lowering that compute its key
 per shape for a recognizer). Here each program is serialized right after its compile and a
 later process loads it directly (scripts/bench_startup.py), under a key made of everything
 the program depends on except the weights' values: textrec's code, the jax/jaxlib versions,
-the device, XLA_FLAGS, the conv implementation, the function's tag, the variables' shapes
-and dtypes, and the input shape. Programs live in `$TEXTREC_CACHE/programs` (default
-~/.cache/textrec/programs); TEXTREC_PROGRAM_CACHE=0 switches the disk part off.
+the device and CPU model, XLA_FLAGS, the conv implementation, the function's tag, the
+variables' shapes and dtypes, the input shape, and which XLA:CPU kernels it uses (measured
+once per machine and program: textrec.inference.xla_cpu). Programs live in
+`$TEXTREC_CACHE/programs` (default ~/.cache/textrec/programs); TEXTREC_PROGRAM_CACHE=0
+switches the disk part off.
 
   fwd = FlaxForward(fn, variables, tag="PP-OCRv4_det:det")  # fn(variables, x) -> y
   y = fwd(x)                                                # np.ndarray in, np.ndarray out
@@ -24,6 +26,8 @@ import threading
 from typing import Any, Callable
 
 import numpy as np
+
+from textrec.inference import xla_cpu
 
 _LOCK = threading.Lock()  # one compile at a time: the persistent-cache hit counter is global
 _HITS = [0]               # JAX persistent compile cache hits seen in this process
@@ -60,8 +64,10 @@ def _listen_for_cache_hits() -> None:
   jax.monitoring.register_event_listener(on_event)
 
 
-def program_key(tag: str, variables: Any, shape: tuple[int, ...]) -> str:
-  """The on-disk key of `tag`'s program for input f32[shape] (module doc)."""
+def program_key(tag: str, variables: Any, shape: tuple[int, ...] | None = None,
+                libs: str = "") -> str:
+  """The on-disk key of `tag`'s program for input f32[shape] compiled with XLA:CPU variant
+  `libs` (module doc); with shape None, the key of the program whatever its input shape."""
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
 
@@ -70,9 +76,11 @@ def program_key(tag: str, variables: Any, shape: tuple[int, ...]) -> str:
   dev = jax.devices()[0]
   leaves, tree = jax.tree_util.tree_flatten(variables)
   parts = [code_fingerprint(), jax.__version__, jaxlib.__version__, dev.platform,
-           getattr(dev, "device_kind", ""), dev.client.platform_version,
+           getattr(dev, "device_kind", ""), dev.client.platform_version, xla_cpu.cpu_model(),
            os.environ.get("XLA_FLAGS", ""), layers.current_conv_impl(), tag, str(tree),
-           repr([(tuple(l.shape), str(l.dtype)) for l in leaves]), repr(tuple(shape))]
+           repr([(tuple(l.shape), str(l.dtype)) for l in leaves])]
+  if shape is not None:
+    parts += [repr(tuple(shape)), libs]
   return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -130,7 +138,11 @@ class FlaxForward:
       if prog is not None:
         return prog
       where = cache_dir()
-      path = where / f"{program_key(self.tag, self.variables, shape)}.bin" if where else None
+      libs_key = program_key(self.tag, self.variables)
+      libs = xla_cpu.choice(libs_key, where)  # None: not yet measured on this machine
+      path = None
+      if where is not None and libs is not None:
+        path = where / f"{program_key(self.tag, self.variables, shape, libs)}.bin"
       if path is not None and path.is_file():
         prog = _load(path)
         if prog is not None:
@@ -139,11 +151,17 @@ class FlaxForward:
         _listen_for_cache_hits()
         hits = _HITS[0]
         spec = jax.ShapeDtypeStruct(shape, np.float32)
-        prog = self._jit.lower(self.variables, spec).compile()
+        lowered = self._jit.lower(self.variables, spec)
+        if libs is None:
+          x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+          prog, libs = xla_cpu.compile_measured(lowered, (self.variables, x), shape, libs_key,
+                                                where, self.tag)
+        else:
+          prog = lowered.compile(compiler_options=xla_cpu.VARIANTS[libs])
         # An executable JAX read from its own persistent cache does not serialize into one
         # that runs, so only fresh compiles are saved.
-        if path is not None and _HITS[0] == hits:
-          _save(path, prog)
+        if where is not None and _HITS[0] == hits:
+          _save(where / f"{program_key(self.tag, self.variables, shape, libs)}.bin", prog)
       self._compiled[shape] = prog
       return prog
 
@@ -160,7 +178,8 @@ class FlaxForward:
         self._from_disk.discard(x.shape)
         self._compiled.pop(x.shape, None)
         where = cache_dir()
-        if where:
-          (where / f"{program_key(self.tag, self.variables, x.shape)}.bin").unlink(
+        libs = xla_cpu.choice(program_key(self.tag, self.variables), where)
+        if where and libs:
+          (where / f"{program_key(self.tag, self.variables, x.shape, libs)}.bin").unlink(
               missing_ok=True)
       return np.asarray(self.compiled(x.shape)(self.variables, x))

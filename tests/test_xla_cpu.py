@@ -1,0 +1,90 @@
+"""XLA:CPU kernel choice per program (textrec.inference.xla_cpu): measured once, recorded on
+disk, reused by later compiles and processes, overridable, and the same outputs either way."""
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from textrec.inference import programs, xla_cpu
+
+
+def _fn(v, x):
+  return jnp.tanh(x @ v["w"]) + v["b"]
+
+
+def _variables():
+  rng = np.random.default_rng(0)
+  return {"w": rng.normal(size=(64, 32)).astype(np.float32),
+          "b": rng.normal(size=(32,)).astype(np.float32)}
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+  monkeypatch.setenv("TEXTREC_CACHE", str(tmp_path))
+  monkeypatch.delenv(xla_cpu.ENV, raising=False)
+  monkeypatch.setattr(xla_cpu, "_MEMORY", {})
+  return tmp_path / "programs"
+
+
+def test_fastest_picks_the_quicker_run():
+  calls = {"slow": 0, "quick": 0}
+
+  def run(name, s):
+    calls[name] += 1
+    time.sleep(s)
+  best, ms = xla_cpu.fastest({"slow": lambda: run("slow", 0.02), "quick": lambda: run("quick", 0)})
+  assert best == "quick" and ms["slow"] >= 20 > ms["quick"] and calls["slow"] >= 4
+  # Calls slower than a quarter of the budget: their first calls decide.
+  calls = {"slow": 0, "quick": 0}
+  best, ms = xla_cpu.fastest({"slow": lambda: run("slow", 0.2), "quick": lambda: run("quick", 0)},
+                             budget_s=0.4)
+  assert best == "quick" and calls == {"slow": 1, "quick": 1}
+
+
+def test_first_compile_measures_records_and_later_compiles_reuse(cache, monkeypatch):
+  x = np.random.default_rng(1).normal(size=(8, 64)).astype(np.float32)
+  fwd = programs.FlaxForward(_fn, _variables(), tag="test:xla_cpu")
+  y = fwd(x)
+  records = json.loads((cache / "xla_cpu_libs.json").read_text())
+  assert len(records) == 1
+  (entry,) = records.values()
+  assert entry["choice"] in xla_cpu.VARIANTS and set(entry["ms"]) == set(xla_cpu.VARIANTS)
+  assert entry["shape"] == [8, 64] and entry["cpu"] == xla_cpu.cpu_model()
+  np.testing.assert_allclose(y, np.tanh(x @ _variables()["w"]) + _variables()["b"], atol=1e-5)
+
+  # Another input shape, and another process (memory cleared): no new measurement.
+  def no_measuring(*a, **k):
+    raise AssertionError("measured again")
+  monkeypatch.setattr(xla_cpu, "compile_measured", no_measuring)
+  monkeypatch.setattr(xla_cpu, "_MEMORY", {})
+  fwd(x[:3])
+  again = programs.FlaxForward(_fn, _variables(), tag="test:xla_cpu")
+  np.testing.assert_array_equal(again(x), y)
+  assert again._from_disk == {(8, 64)}  # pylint: disable=protected-access
+  assert json.loads((cache / "xla_cpu_libs.json").read_text()) == records
+
+
+@pytest.mark.parametrize("variant", sorted(xla_cpu.VARIANTS))
+def test_forced_variant_is_used_and_agrees(cache, monkeypatch, variant):
+  monkeypatch.setenv(xla_cpu.ENV, variant)
+  compiled_with = []
+  real = jax.stages.Lowered.compile
+
+  def spy(self, compiler_options=None):
+    compiled_with.append(dict(compiler_options or {}))
+    return real(self, compiler_options=compiler_options)
+  monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+  x = np.random.default_rng(2).normal(size=(5, 64)).astype(np.float32)
+  y = programs.FlaxForward(_fn, _variables(), tag=f"test:forced:{variant}")(x)
+  assert compiled_with == [xla_cpu.VARIANTS[variant]]
+  assert not (cache / "xla_cpu_libs.json").exists()
+  np.testing.assert_allclose(y, np.tanh(x @ _variables()["w"]) + _variables()["b"], atol=1e-5)
+
+
+def test_a_wrong_setting_is_named(monkeypatch):
+  monkeypatch.setenv(xla_cpu.ENV, "fast")
+  with pytest.raises(ValueError, match=f"{xla_cpu.ENV}='fast': expected auto, default or ynn_off"):
+    xla_cpu.forced()

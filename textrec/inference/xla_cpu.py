@@ -1,0 +1,153 @@
+"""Which XLA:CPU kernels run an inference program, chosen by timing it on this machine.
+
+XLA:CPU hands dots, convolutions and some element-wise fusions to the YNNPACK library (jax
+0.10's default), or, with YNNPACK off, runs them with its own emitted loops and Eigen. Which
+is faster depends on the CPU and on the program (`scripts/bench_runtimes.py --compare_libs`
+prints both for the four recognizers). So the first time a program (a `FlaxForward` tag with
+its variables' shapes) compiles on a machine, both variants are compiled and timed on that
+input shape, alternating, and the faster is recorded in `$TEXTREC_CACHE/programs/
+xla_cpu_libs.json` under a key that holds the CPU model, the jax versions and XLA_FLAGS; every
+later compile of that program, for any input shape, in any process, uses the record. The
+outputs agree to float32 round-off either way. Train steps are not affected (they compile with
+XLA's defaults).
+
+TEXTREC_XLA_CPU_LIBS=default|ynn_off forces one variant (auto, the default, measures); off the
+CPU, programs always compile with XLA's defaults.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+from typing import Any, Callable
+
+ENV = "TEXTREC_XLA_CPU_LIBS"
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},                                         # XLA's choice: YNNPACK
+    "ynn_off": {"xla_cpu_experimental_ynn_fusion_type": ""},  # XLA's own kernels and Eigen
+}
+_MEMORY: dict[str, str] = {}  # choices made in this process (all of them when not on disk)
+
+
+@functools.cache
+def cpu_model() -> str:
+  """The CPU's model name (part of every key: programs are compiled for the host's ISA)."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  import platform  # pylint: disable=g-import-not-at-top
+  return platform.processor() or platform.machine()
+
+
+def forced() -> str | None:
+  """The variant TEXTREC_XLA_CPU_LIBS names, or None for auto."""
+  v = os.environ.get(ENV, "auto").strip() or "auto"
+  if v == "auto":
+    return None
+  if v not in VARIANTS:
+    raise ValueError(f"{ENV}={v!r}: expected auto, {' or '.join(VARIANTS)}")
+  return v
+
+
+def _on_cpu() -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.default_backend() == "cpu"
+
+
+def _record_file(where: pathlib.Path | None) -> pathlib.Path | None:
+  return where / "xla_cpu_libs.json" if where is not None else None
+
+
+def _read(path: pathlib.Path | None) -> dict[str, Any]:
+  if path is None:
+    return {}
+  try:
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def choice(key: str, where: pathlib.Path | None) -> str | None:
+  """The variant for program `key`: forced, XLA's default off the CPU, recorded, or None
+  (not measured yet on this machine)."""
+  f = forced()
+  if f is not None:
+    return f
+  if not _on_cpu():
+    return "default"
+  if key in _MEMORY:
+    return _MEMORY[key]
+  entry = _read(_record_file(where)).get(key)
+  if isinstance(entry, dict) and entry.get("choice") in VARIANTS:
+    _MEMORY[key] = entry["choice"]
+    return entry["choice"]
+  return None
+
+
+def _record(key: str, where: pathlib.Path | None, entry: dict[str, Any]) -> None:
+  """Adds `entry` under `key` (read-modify-write, atomic replace; callers hold a lock)."""
+  _MEMORY[key] = entry["choice"]
+  path = _record_file(where)
+  if path is None:
+    return
+  try:
+    data = _read(path)
+    data[key] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+      json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+  except OSError:  # a read-only or full disk: this process keeps the choice in memory
+    pass
+
+
+def fastest(runs: dict[str, Callable[[], Any]], rounds: int = 5,
+            budget_s: float = 3.0) -> tuple[str, dict[str, float]]:
+  """Times each of `runs` -> (name of the fastest, {name: median ms}).
+
+  One first call each; when the slowest of those took over a quarter of `budget_s`, they
+  decide (a big batch's call takes seconds: its first-call overhead is small beside that).
+  Otherwise alternating rounds of one call each, at least 3 rounds, at most `rounds` or
+  until `budget_s` is spent, compared by median."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  first = {}
+  for n, run in runs.items():
+    t = time.perf_counter()
+    jax.block_until_ready(run())
+    first[n] = time.perf_counter() - t
+  if max(first.values()) > budget_s / 4:
+    ms = {n: 1e3 * v for n, v in first.items()}
+    return min(ms, key=ms.get), ms
+  ts: dict[str, list[float]] = {n: [] for n in runs}
+  start = time.perf_counter()
+  for r in range(rounds):
+    if r >= 3 and time.perf_counter() - start > budget_s:
+      break
+    for n, run in runs.items():
+      t = time.perf_counter()
+      jax.block_until_ready(run())
+      ts[n].append(time.perf_counter() - t)
+  ms = {n: 1e3 * statistics.median(v) for n, v in ts.items()}
+  return min(ms, key=ms.get), ms
+
+
+def compile_measured(lowered, args: tuple, shape: tuple[int, ...], key: str,
+                     where: pathlib.Path | None, tag: str = "") -> tuple[Any, str]:
+  """Compiles `lowered` with each variant, times them on `args`, records the fastest under
+  `key` and returns (its program, its name)."""
+  progs = {n: lowered.compile(compiler_options=o) for n, o in VARIANTS.items()}
+  best, ms = fastest({n: functools.partial(p, *args) for n, p in progs.items()})
+  _record(key, where, {"choice": best, "ms": {n: round(v, 3) for n, v in ms.items()},
+                       "shape": list(shape), "tag": " ".join(tag.split())[:80], "cpu": cpu_model(),
+                       "date": time.strftime("%Y-%m-%d")})
+  return progs[best], best
