@@ -17,6 +17,7 @@ CPU, programs always compile with XLA's defaults.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import pathlib
@@ -35,15 +36,22 @@ _MEMORY: dict[str, str] = {}  # choices made in this process (all of them when n
 
 @functools.cache
 def cpu_model() -> str:
-  """The CPU's model name (part of every key: programs are compiled for the host's ISA)."""
+  """The CPU's model name and a digest of its feature flags (part of every key: programs
+  are compiled for the host's ISA, and virtual machines often show only "AMD EPYC")."""
+  name, flags = "", ""
   try:
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
+      key, _, value = line.partition(":")
+      if key.strip() == "model name" and not name:
+        name = value.strip()
+      elif key.strip() == "flags" and not flags:
+        flags = hashlib.sha256(value.strip().encode()).hexdigest()[:8]
   except OSError:
     pass
-  import platform  # pylint: disable=g-import-not-at-top
-  return platform.processor() or platform.machine()
+  if not name:
+    import platform  # pylint: disable=g-import-not-at-top
+    name = platform.processor() or platform.machine()
+  return f"{name} [{flags}]" if flags else name
 
 
 def forced() -> str | None:
