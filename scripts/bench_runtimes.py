@@ -9,7 +9,11 @@ each round) for
               under the row, and `--compare_libs` adds a column per variant, forced;
   * ort-ours  onnxruntime on textrec's own export of the same weights (cached in --cache);
   * ort-off   onnxruntime on the official ONNX (PP-OCRv4 mobile only);
-  * openvino  OpenVINO on the official ONNX (mobile) / our export, if `openvino` is installed;
+  * openvino  OpenVINO on the official ONNX (mobile) / our export, if `openvino` is installed,
+              with f32 arithmetic (INFERENCE_PRECISION_HINT=f32); where its default
+              precision on this CPU is lower (bf16 on CPUs with AVX512_BF16 or AMX),
+              `ov-bf16` adds it at its defaults — a different computation (outputs differ by
+              ~1e-2), shown but not a reference for the ratio;
   * paddle    Paddle Inference on a Paddle inference directory, if `paddlepaddle` is
               installed (`--paddle_dirs name=DIR,...`; the mobile and RepSVTR directories of
               ../shared/fixtures/paddle_infer by default), with that directory's own weights;
@@ -18,7 +22,8 @@ Every reference runs at its defaults (onnxruntime: its default thread count; Pad
 oneDNN as configured by default). Weights: mobile's official ones; the others random
 deploy-form weights (the compute does not depend on the values) unless `--weights
 name=DIR` names a directory create_model reads. The last column is textrec / the fastest
-reference. Paddle's OpenMP threads keep spinning after each call and slow whichever runtime
+reference; under each model, its GFLOP per image and the GFLOP/s that textrec and the
+fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Paddle's OpenMP threads keep spinning after each call and slow whichever runtime
 runs next: for clean figures of the others, run again with `--paddle_dirs ""`.
 
   .venv/bin/python scripts/bench_runtimes.py [--models ...] [--batch_sizes 1,6] [--repeats 5]
@@ -66,6 +71,18 @@ def weights(name: str, model_dir: str | None):
   return module, export.fit_variables(module, zoo.to_deploy(name, v)), cs, "random weights"
 
 
+def forward_gflop(module, variables, batch: int = 1) -> float:
+  """GFLOP of the forward at [batch, 48, 320, 3] by XLA's cost analysis of the program."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  x = jnp.zeros((batch, 48, 320, 3), jnp.float32)
+  cost = jax.jit(lambda v, x: module.apply(v, x, train=False)["ctc_logits"]).lower(
+      variables, x).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0)) / 1e9
+
+
 def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) -> str:
   from textrec.export import export  # pylint: disable=g-import-not-at-top
 
@@ -103,11 +120,20 @@ def ort_runner(path: str):
   return lambda x: sess.run(None, {name: x})[0]
 
 
-def openvino_runner(path: str):
+def openvino_runner(path: str, precision: str | None = None):
+  """OpenVINO's CPU plugin; `precision` None = its default, else INFERENCE_PRECISION_HINT."""
   import openvino as ov  # pylint: disable=g-import-not-at-top
 
-  compiled = ov.Core().compile_model(path, "CPU")
+  cfg = {} if precision is None else {"INFERENCE_PRECISION_HINT": precision}
+  compiled = ov.Core().compile_model(path, "CPU", cfg)
   return lambda x: compiled(x)[0]
+
+
+def openvino_default_precision() -> str:
+  """'f32', 'bf16', 'f16', ...: what OpenVINO's CPU plugin computes in when not told."""
+  import openvino as ov  # pylint: disable=g-import-not-at-top
+
+  return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
 
 
 def paddle_runner(model_dir: str):
@@ -157,13 +183,16 @@ def main() -> int:
       have[mod] = True
     except ImportError:
       have[mod] = False
+  ov_default = openvino_default_precision() if have["openvino"] else "f32"
   print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs; openvino {'yes' if have['openvino'] else 'not installed'}, "
+        f"{os.cpu_count()} CPUs; openvino "
+        f"{f'yes (default precision {ov_default})' if have['openvino'] else 'not installed'}, "
         f"paddle {'yes' if have['paddle'] else 'not installed'}; median of {args.repeats}")
   from textrec.inference import programs, xla_cpu  # pylint: disable=g-import-not-at-top
 
   variants = [f"jax-{v}" for v in xla_cpu.VARIANTS] if args.compare_libs else []
-  cols = ("textrec", *variants, "ort-ours", "ort-off", "openvino", "paddle")
+  lower = [f"ov-{ov_default}"] if ov_default != "f32" else []  # not f32: not a reference
+  cols = ("textrec", *variants, "ort-ours", "ort-off", "openvino", *lower, "paddle")
   print(f"{'model':22s} {'B':>2} {'first call s':>12} " +
         " ".join(f"{c:>9}" for c in cols) + f" {'ratio':>6}  (ms/img)")
   for name in [m for m in args.models.split(",") if m]:
@@ -178,13 +207,16 @@ def main() -> int:
       ref_onnx = official.official_onnx_path(name)
       runners["ort-off"] = ort_runner(ref_onnx)
     if have["openvino"]:
-      runners["openvino"] = openvino_runner(ref_onnx)
+      runners["openvino"] = openvino_runner(ref_onnx, "f32")
+      for c in lower:
+        runners[c] = openvino_runner(ref_onnx)
     same_weights = {}  # runtime -> textrec on that runtime's weights, where they differ
     if have["paddle"] and name in pdirs:
       runners["paddle"] = paddle_runner(pdirs[name])
       p_module, p_variables = weights(name, pdirs[name])[:2]
       p_fwd = predictor.FlaxForward(p_module, p_variables)
       same_weights["paddle"] = lambda x, f=p_fwd: f(x.transpose(0, 2, 3, 1))
+    gf, rates = forward_gflop(module, variables), {}
     for b in batches:
       x = np.random.default_rng(b).uniform(-1, 1, (b, 3, 48, 320)).astype(np.float32)
       t0 = time.perf_counter()
@@ -193,8 +225,11 @@ def main() -> int:
       for k, run in runners.items():
         d = float(np.abs(np.asarray(run(x)) - (same_weights[k](x) if k in same_weights
                                                 else ref)).max())
-        if d > 1e-3:
+        if d > 1e-3 and k not in lower:
           print(f"  warning: {k} differs from textrec by {d:.1e}", file=sys.stderr)
+        elif k in lower:
+          print(f"  {k} (OpenVINO's default precision) differs from textrec by {d:.1e}",
+                file=sys.stderr)
       times: dict[str, list[float]] = {k: [] for k in runners}
       for _ in range(args.repeats):
         for k, run in runners.items():
@@ -204,12 +239,19 @@ def main() -> int:
             n += 1
           times[k].append((time.perf_counter() - t) / n / b)
       ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-      best = min(v for k, v in ms.items() if k != "textrec" and k not in variants)
+      best = min(v for k, v in ms.items()
+                 if k != "textrec" and k not in variants and k not in lower)
       print(f"{name:22s} {b:>2} {first:12.2f} " +
             " ".join(f"{ms[c]:9.2f}" if c in ms else f"{'-':>9}" for c in cols) +
             f" {ms['textrec'] / best:6.2f}", flush=True)
-    libs = xla_cpu.choice(programs.program_key(fwd.tag, fwd.variables), programs.cache_dir())
-    print(f"  textrec's XLA:CPU kernels for {name}: {libs}", flush=True)
+      rates[b] = (1e3 * gf / ms["textrec"], 1e3 * gf / best)
+    print(f"  {name}: {gf:.2f} GFLOP/img (XLA's cost analysis); GFLOP/s textrec vs the fastest "
+          "reference: " + ", ".join(f"B={b} {r[0]:.0f} vs {r[1]:.0f}" for b, r in rates.items()),
+          flush=True)
+    libs = {xla_cpu.batch_class(b): xla_cpu.choice(programs.libs_key(fwd.tag, fwd.variables, b),
+                                                    programs.cache_dir()) for b in batches}
+    print(f"  textrec's XLA:CPU kernels for {name}: " +
+          ", ".join(f"{k}: {v}" for k, v in libs.items()), flush=True)
   return 0
 
 

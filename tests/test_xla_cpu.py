@@ -67,6 +67,24 @@ def test_first_compile_measures_records_and_later_compiles_reuse(cache, monkeypa
   assert json.loads((cache / "xla_cpu_libs.json").read_text()) == records
 
 
+def test_one_image_has_its_own_choice(cache, monkeypatch):
+  x = np.random.default_rng(3).normal(size=(4, 64)).astype(np.float32)
+  fwd = programs.FlaxForward(_fn, _variables(), tag="test:xla_cpu:batch")
+  fwd(x)
+  fwd(x[:2])  # the same batch class as 4: no new measurement
+  measured = []
+  real = xla_cpu.compile_measured
+  monkeypatch.setattr(xla_cpu, "compile_measured",
+                      lambda *a, **k: measured.append(a[2]) or real(*a, **k))
+  y = fwd(x[:1])
+  assert measured == [(1, 64)]
+  records = json.loads((cache / "xla_cpu_libs.json").read_text())
+  assert sorted(e["shape"] for e in records.values()) == [[1, 64], [4, 64]]
+  np.testing.assert_allclose(y, np.tanh(x[:1] @ _variables()["w"]) + _variables()["b"], atol=1e-5)
+  fwd(x[:1].repeat(3, 0))  # batch 3: recorded already
+  assert measured == [(1, 64)]
+
+
 @pytest.mark.parametrize("variant", sorted(xla_cpu.VARIANTS))
 def test_forced_variant_is_used_and_agrees(cache, monkeypatch, variant):
   monkeypatch.setenv(xla_cpu.ENV, variant)

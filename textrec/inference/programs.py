@@ -7,7 +7,7 @@ later process loads it directly (scripts/bench_startup.py), under a key made of 
 the program depends on except the weights' values: textrec's code, the jax/jaxlib versions,
 the device and CPU model, XLA_FLAGS, the conv implementation, the function's tag, the
 variables' shapes and dtypes, the input shape, and which XLA:CPU kernels it uses (measured
-once per machine and program: textrec.inference.xla_cpu). Programs live in
+once per machine, program and batch class: textrec.inference.xla_cpu). Programs live in
 `$TEXTREC_CACHE/programs` (default ~/.cache/textrec/programs); TEXTREC_PROGRAM_CACHE=0
 switches the disk part off.
 
@@ -62,6 +62,12 @@ def _listen_for_cache_hits() -> None:
       _HITS[0] += 1
 
   jax.monitoring.register_event_listener(on_event)
+
+
+def libs_key(tag: str, variables: Any, batch: int) -> str:
+  """The key of the XLA:CPU kernel choice for `tag`'s program at this batch size
+  (xla_cpu.batch_class)."""
+  return f"{program_key(tag, variables)}-{xla_cpu.batch_class(batch).replace(' ', '')}"
 
 
 def program_key(tag: str, variables: Any, shape: tuple[int, ...] | None = None,
@@ -138,8 +144,8 @@ class FlaxForward:
       if prog is not None:
         return prog
       where = cache_dir()
-      libs_key = program_key(self.tag, self.variables)
-      libs = xla_cpu.choice(libs_key, where)  # None: not yet measured on this machine
+      key = libs_key(self.tag, self.variables, shape[0])
+      libs = xla_cpu.choice(key, where)  # None: not yet measured on this machine
       path = None
       if where is not None and libs is not None:
         path = where / f"{program_key(self.tag, self.variables, shape, libs)}.bin"
@@ -154,8 +160,8 @@ class FlaxForward:
         lowered = self._jit.lower(self.variables, spec)
         if libs is None:
           x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
-          prog, libs = xla_cpu.compile_measured(lowered, (self.variables, x), shape, libs_key,
-                                                where, self.tag)
+          prog, libs = xla_cpu.compile_measured(lowered, (self.variables, x), shape, key, where,
+                                                self.tag)
         else:
           prog = lowered.compile(compiler_options=xla_cpu.VARIANTS[libs])
         # An executable JAX read from its own persistent cache does not serialize into one
@@ -178,7 +184,7 @@ class FlaxForward:
         self._from_disk.discard(x.shape)
         self._compiled.pop(x.shape, None)
         where = cache_dir()
-        libs = xla_cpu.choice(program_key(self.tag, self.variables), where)
+        libs = xla_cpu.choice(libs_key(self.tag, self.variables, x.shape[0]), where)
         if where and libs:
           (where / f"{program_key(self.tag, self.variables, x.shape, libs)}.bin").unlink(
               missing_ok=True)

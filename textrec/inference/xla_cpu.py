@@ -2,12 +2,14 @@
 
 XLA:CPU hands dots, convolutions and some element-wise fusions to the YNNPACK library (jax
 0.10's default), or, with YNNPACK off, runs them with its own emitted loops and Eigen. Which
-is faster depends on the CPU and on the program (`scripts/bench_runtimes.py --compare_libs`
-prints both for the four recognizers). So the first time a program (a `FlaxForward` tag with
-its variables' shapes) compiles on a machine, both variants are compiled and timed on that
-input shape, alternating, and the faster is recorded in `$TEXTREC_CACHE/programs/
-xla_cpu_libs.json` under a key that holds the CPU model, the jax versions and XLA_FLAGS; every
-later compile of that program, for any input shape, in any process, uses the record. The
+is faster depends on the CPU, the program and the batch size (`scripts/bench_runtimes.py
+--compare_libs` prints both for the four recognizers; on one machine SVTRv2 ran faster with
+YNNPACK at batch 1 and without it at batch 6, in three runs). So the first time a program (a
+`FlaxForward` tag with its variables' shapes) compiles on a machine for one image, and the
+first time for a larger batch (`batch_class`), both variants are compiled and timed on that
+input, alternating, and the faster is recorded in `$TEXTREC_CACHE/programs/xla_cpu_libs.json`
+under a key that holds the CPU model, the jax versions and XLA_FLAGS; every later compile of
+that program and batch class, for any input shape, in any process, uses the record. The
 outputs agree to float32 round-off either way. Train steps are not affected (they compile with
 XLA's defaults).
 
@@ -52,6 +54,11 @@ def cpu_model() -> str:
     import platform  # pylint: disable=g-import-not-at-top
     name = platform.processor() or platform.machine()
   return f"{name} [{flags}]" if flags else name
+
+
+def batch_class(batch: int) -> str:
+  """The batch sizes that share one kernel choice: one image, or more."""
+  return "batch 1" if batch == 1 else "batch > 1"
 
 
 def forced() -> str | None:

@@ -1,0 +1,179 @@
+"""The recognizers' dense convolutions and matmuls, one at a time: XLA:CPU vs onnxruntime.
+
+Where does a model's gap to a reference runtime sit: in the big convolution/matmul kernels,
+or in everything between them? For each model (`--models`) at [B, 48, 320, 3] (`--batch`),
+every dense `conv_general_dilated` and weight matmul (`dot_general` with a 2-D right-hand
+side: the 1x1 convs and linear layers) of the forward textrec runs is taken from its jaxpr;
+each distinct shape is timed alone (median of `--repeats` rounds, alternating) under each
+XLA:CPU kernel variant (textrec.inference.xla_cpu) and as a single onnxruntime node (Conv or
+MatMul, weights as initializers, its default thread count). Printed per shape: how often the
+model runs it, GFLOP per call, GFLOP/s per runtime; per model: the summed time of these
+kernels per runtime (count x ms) and the FLOPs they hold against the whole forward's
+(XLA's cost analysis). Depthwise and grouped convs, attention and element-wise work are
+not in it. Weights: random deploy-form (the compute does not depend on them). Each timing
+includes one call's overhead from Python (tens of microseconds on either runtime), which
+dominates the small ops: read the large ones, and the sums.
+
+  .venv/bin/python scripts/bench_kernels.py [--models ...] [--batch 6] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from bench_runtimes import MODELS, forward_gflop, weights  # noqa: E402  pylint: disable=g-bad-import-order
+
+
+def _eqns(jaxpr):
+  """Every equation of a closed jaxpr, sub-jaxprs (pjit, custom_vjp, ...) included."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  for e in jaxpr.eqns:
+    yield e
+    for p in e.params.values():
+      for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+        if isinstance(sub, jax.extend.core.ClosedJaxpr):
+          yield from _eqns(sub.jaxpr)
+        elif isinstance(sub, jax.extend.core.Jaxpr):
+          yield from _eqns(sub)
+
+
+def dense_ops(module, variables, batch: int) -> collections.Counter:
+  """-> Counter of op keys: ("conv", x_shape, k_shape, strides, padding) for NHWC/HWIO
+  convs with one group and no dilation, ("dot", (M, K), (K, N)) for x @ W."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  x = jax.ShapeDtypeStruct((batch, 48, 320, 3), jnp.float32)
+  closed = jax.make_jaxpr(lambda v, x: module.apply(v, x, train=False)["ctc_logits"])(
+      variables, x)
+  ops: collections.Counter = collections.Counter()
+  for e in _eqns(closed.jaxpr):
+    shapes = [tuple(v.aval.shape) for v in e.invars]
+    p = e.params
+    if e.primitive.name == "conv_general_dilated":
+      dn = p["dimension_numbers"]
+      if (p["feature_group_count"] == 1 and p["batch_group_count"] == 1
+          and set(p["lhs_dilation"]) == {1} and set(p["rhs_dilation"]) == {1}
+          and (tuple(dn.lhs_spec), tuple(dn.rhs_spec)) == ((0, 3, 1, 2), (3, 2, 0, 1))):
+        ops[("conv", shapes[0], shapes[1], tuple(p["window_strides"]),
+             tuple(tuple(q) for q in p["padding"]))] += 1
+    elif e.primitive.name == "dot_general" and len(shapes[1]) == 2:
+      (lc, rc), (lb, rb) = p["dimension_numbers"]
+      if tuple(lc) == (len(shapes[0]) - 1,) and tuple(rc) == (0,) and not lb and not rb:
+        ops[("dot", (int(np.prod(shapes[0][:-1])), shapes[0][-1]), shapes[1])] += 1
+  return ops
+
+
+def gflop(op) -> float:
+  if op[0] == "dot":
+    (m, k), (_, n) = op[1], op[2]
+    return 2 * m * k * n / 1e9
+  (b, h, w, _), (kh, kw, ci, co), (sh, sw), ((pt, pb), (pl, pr)) = op[1:]
+  ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+  return 2 * b * ho * wo * kh * kw * ci * co / 1e9
+
+
+def xla_runner(op, options: dict):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal(op[1], np.float32))
+  k = jnp.asarray(rng.standard_normal(op[2], np.float32) * 0.05)
+  if op[0] == "dot":
+    f = lambda x, k: x @ k  # noqa: E731
+  else:
+    f = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
+        x, k, op[3], op[4], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  c = jax.jit(f).lower(x, k).compile(compiler_options=options)
+  return lambda: c(x, k).block_until_ready()
+
+
+def ort_runner(op):
+  import onnx  # pylint: disable=g-import-not-at-top
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  k = rng.standard_normal(op[2], np.float32) * 0.05
+  if op[0] == "dot":
+    xs = op[1]
+    node = helper.make_node("MatMul", ["x", "k"], ["y"])
+    init = numpy_helper.from_array(k, "k")
+  else:
+    b, h, w, c = op[1]
+    xs = (b, c, h, w)
+    (pt, pb), (pl, pr) = op[4]
+    node = helper.make_node("Conv", ["x", "k"], ["y"], strides=list(op[3]),
+                            pads=[pt, pl, pb, pr])
+    init = numpy_helper.from_array(np.ascontiguousarray(k.transpose(3, 2, 0, 1)), "k")
+  graph = helper.make_graph([node], "op", [helper.make_tensor_value_info(
+      "x", TensorProto.FLOAT, list(xs))], [helper.make_tensor_value_info(
+          "y", TensorProto.FLOAT, None)], [init])
+  model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+  sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+  x = rng.standard_normal(xs, np.float32)
+  return lambda: sess.run(None, {"x": x})
+
+
+def main() -> int:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--models", default=",".join(MODELS))
+  ap.add_argument("--batch", type=int, default=6)
+  ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--min_time", type=float, default=0.3, help="seconds per runtime per round")
+  args = ap.parse_args()
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+
+  cols = [f"xla-{v}" for v in xla_cpu.VARIANTS] + ["ort"]
+  print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs, "
+        f"batch {args.batch}; GFLOP/s (median of {args.repeats})")
+  for name in [m for m in args.models.split(",") if m]:
+    module, variables = weights(name, None)[:2]
+    ops = dense_ops(module, variables, args.batch)
+    total_gf = forward_gflop(module, variables, args.batch)
+    print(f"\n{name}: {len(ops)} distinct dense ops, {sum(ops.values())} calls\n"
+          f"  {'op':44s} {'calls':>5} {'GFLOP':>6} " + " ".join(f"{c:>11}" for c in cols))
+    summed = {c: 0.0 for c in cols}
+    for op in sorted(ops, key=lambda o: -gflop(o) * ops[o]):
+      runners = {f"xla-{v}": xla_runner(op, o) for v, o in xla_cpu.VARIANTS.items()}
+      runners["ort"] = ort_runner(op)
+      times = {c: [] for c in cols}
+      for _ in range(args.repeats):
+        for c, run in runners.items():
+          run()
+          n, t = 0, time.perf_counter()
+          while n < 3 or time.perf_counter() - t < args.min_time:
+            run()
+            n += 1
+          times[c].append((time.perf_counter() - t) / n)
+      med = {c: statistics.median(v) for c, v in times.items()}
+      for c in cols:
+        summed[c] += med[c] * ops[op]
+      desc = (f"dot {op[1][0]}x{op[1][1]} @ {op[2][1]}" if op[0] == "dot" else
+              f"conv {'x'.join(map(str, op[1]))} k{op[2][0]}x{op[2][1]}->{op[2][3]}"
+              + (f" s{op[3][0]}{op[3][1]}" if op[3] != (1, 1) else ""))
+      print(f"  {desc:44s} {ops[op]:5d} {gflop(op):6.2f} " +
+            " ".join(f"{gflop(op) / med[c]:11.1f}" for c in cols), flush=True)
+    dense_gf = sum(gflop(o) * n for o, n in ops.items())
+    print(f"  sum of these kernels, ms per batch: " +
+          ", ".join(f"{c} {1e3 * v:.1f}" for c, v in summed.items()) +
+          f"; {dense_gf:.2f} GFLOP per batch in these kernels, counting the padded border's "
+          f"products; the whole forward {total_gf:.2f} by XLA's cost analysis, which skips them")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
