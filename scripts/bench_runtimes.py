@@ -143,6 +143,7 @@ def paddle_runner(model_dir: str):
   prog = d / "inference.json" if (d / "inference.json").is_file() else d / "inference.pdmodel"
   cfg = pi.Config(str(prog), str(d / "inference.pdiparams"))
   cfg.disable_gpu()
+  cfg.disable_glog_info()  # its pass-by-pass log off
   pred = pi.create_predictor(cfg)
   inp = pred.get_input_handle(pred.get_input_names()[0])
   out = pred.get_output_handle(pred.get_output_names()[0])
@@ -170,7 +171,10 @@ def main() -> int:
   ap.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "textrec",
                                                   "bench_runtimes"))
   args = ap.parse_args()
+  from textrec import cli  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
+
+  cli.quiet_logs(debug=False)  # the exporter's INFO lines off, as in the CLI
 
   predictor.enable_compile_cache()
   given, pdirs = _pairs(args.weights), _pairs(args.paddle_dirs)
