@@ -12,8 +12,9 @@ each round) for
   * openvino  OpenVINO on the official ONNX (mobile) / our export, if `openvino` is installed,
               with f32 arithmetic (INFERENCE_PRECISION_HINT=f32); where its default
               precision on this CPU is lower (bf16 on CPUs with AVX512_BF16 or AMX),
-              `ov-bf16` adds it at its defaults — a different computation (outputs differ by
-              ~1e-2), shown but not a reference for the ratio;
+              `ov-bf16` adds it at its defaults — a different computation (its outputs
+              differ, by 5e-2 in a probability for mobile on one AVX512_BF16 machine), shown
+              but not a reference for the ratio;
   * paddle    Paddle Inference on a Paddle inference directory, if `paddlepaddle` is
               installed (`--paddle_dirs name=DIR,...`; the mobile and RepSVTR directories of
               ../shared/fixtures/paddle_infer by default), with that directory's own weights;
@@ -23,8 +24,9 @@ oneDNN as configured by default). Weights: mobile's official ones; the others ra
 deploy-form weights (the compute does not depend on the values) unless `--weights
 name=DIR` names a directory create_model reads. The last column is textrec / the fastest
 reference; under each model, its GFLOP per image and the GFLOP/s that textrec and the
-fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Paddle's OpenMP threads keep spinning after each call and slow whichever runtime
-runs next: for clean figures of the others, run again with `--paddle_dirs ""`.
+fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Paddle's
+OpenMP threads keep spinning after each call and slow whichever runtime runs next: for clean
+figures of the others, run again with `--paddle_dirs ""`.
 
   .venv/bin/python scripts/bench_runtimes.py [--models ...] [--batch_sizes 1,6] [--repeats 5]
 """
