@@ -14,7 +14,12 @@ not in it. Weights: random deploy-form (the compute does not depend on them). Ea
 includes one call's overhead from Python (tens of microseconds on either runtime), which
 dominates the small ops: read the large ones, and the sums.
 
+`--attention` instead times the three ways to run the SVTR attention at the recognizers'
+shapes (batch 1 and 6): batched (one call for the batch), a loop over the images (what textrec
+runs on the CPU: svtr_neck._attend_per_image) and a loop over (image, head) pairs.
+
   .venv/bin/python scripts/bench_kernels.py [--models ...] [--batch 6] [--repeats 3]
+  .venv/bin/python scripts/bench_kernels.py --attention
 """
 from __future__ import annotations
 
@@ -128,13 +133,74 @@ def ort_runner(op):
   return lambda: sess.run(None, {"x": x})
 
 
+# (tokens, heads, head dim, where): the attention shapes of the four recognizers at 48x320.
+ATTENTION = ((40, 8, 15, "mobile/server neck"), (40, 8, 32, "SVTRv2/RepSVTR neck"),
+             (480, 8, 32, "SVTRv2 stage 2"), (240, 12, 32, "SVTRv2 stage 3"))
+
+
+def attention_forms() -> dict:
+  """name -> fn(q, k, v), each [B, h, N, hd] -> [B, h, N, hd]."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from textrec.models import svtr_neck  # pylint: disable=g-import-not-at-top
+
+  def attend(q, k, v):  # [..., N, hd]
+    return jnp.einsum("...qk,...kd->...qd",
+                      jax.nn.softmax(jnp.einsum("...qd,...kd->...qk", q, k), axis=-1), v)
+
+  def per_head(q, k, v):
+    b, h, n, d = q.shape
+    flat = lambda t: t.reshape(b * h, n, d)  # noqa: E731
+    return jax.lax.map(lambda t: attend(*t), (flat(q), flat(k), flat(v))).reshape(b, h, n, d)
+  return {"batched": attend, "per image": svtr_neck._attend_per_image,  # pylint: disable=protected-access
+          "per (image, head)": per_head}
+
+
+def bench_attention(repeats: int, min_time: float) -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+
+  forms = attention_forms()
+  print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs; SVTR "
+        f"attention, microseconds per image (median of {repeats}), XLA:CPU default / ynn_off")
+  print(f"  {'shape':34s} {'B':>2} " + " ".join(f"{n:>20}" for n in forms))
+  for n, h, d, where in ATTENTION:
+    for b in (1, 6):
+      rng = np.random.default_rng(0)
+      q, k, v = (rng.standard_normal((b, h, n, d), np.float32) * 0.3 for _ in range(3))
+      runs = {}
+      for name, f in forms.items():
+        for variant, opts in xla_cpu.VARIANTS.items():
+          c = jax.jit(f).lower(q, k, v).compile(compiler_options=opts)
+          runs[(name, variant)] = lambda c=c: c(q, k, v).block_until_ready()
+      times = {key: [] for key in runs}
+      for _ in range(repeats):
+        for key, run in runs.items():
+          run()
+          m, t = 0, time.perf_counter()
+          while m < 5 or time.perf_counter() - t < min_time:
+            run()
+            m += 1
+          times[key].append((time.perf_counter() - t) / m / b)
+      us = {key: 1e6 * statistics.median(v) for key, v in times.items()}
+      print(f"  {where + f' N={n} h={h} d={d}':34s} {b:>2} " + " ".join(
+          f"{us[(f, 'default')]:>9.0f} / {us[(f, 'ynn_off')]:<8.0f}" for f in forms), flush=True)
+
+
 def main() -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--models", default=",".join(MODELS))
   ap.add_argument("--batch", type=int, default=6)
   ap.add_argument("--repeats", type=int, default=3)
+  ap.add_argument("--attention", action="store_true",
+                  help="time the SVTR attention's three forms instead")
   ap.add_argument("--min_time", type=float, default=0.3, help="seconds per runtime per round")
   args = ap.parse_args()
+  if args.attention:
+    bench_attention(args.repeats, args.min_time)
+    return 0
   from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
 
   cols = [f"xla-{v}" for v in xla_cpu.VARIANTS] + ["ort"]

@@ -69,24 +69,23 @@ class Mlp(nn.Module):
     return nn.Dropout(self.drop, deterministic=not train)(x)
 
 
-def _attend_per_head(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-  """softmax(q k^T) v, one (image, head) at a time: q, k, v [B, h, N, hd] -> [B, h, N, hd].
+def _attend_per_image(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+  """softmax(q k^T) v, one image (all its heads) at a time: q, k, v [B, h, N, hd] ->
+  [B, h, N, hd].
 
   The CPU inference path (same sums as the batched form). XLA:CPU fuses a whole batch's
   attention into one library call whose [B, h, N, N] scores outgrow the caches, so SVTRv2
   (N = 480 tokens in its second stage) ran slower per image at batch 6 than at batch 1; a
-  loop over the B*h [N, N] score matrices keeps each one in cache
-  (scripts/bench_runtimes.py).
+  loop over the images keeps each one's [h, N, N] scores near the caches. A loop over
+  (image, head) pairs was as fast for SVTRv2's second stage and slower for its third stage
+  and the necks (`scripts/bench_kernels.py --attention`).
   """
-  b, h, n, d = q.shape
-
   def one(qkv):
-    qh, kh, vh = qkv  # [1, N, hd]
-    p = jax.nn.softmax(jnp.einsum("hqd,hkd->hqk", qh, kh), axis=-1)
-    return jnp.einsum("hqk,hkd->hqd", p, vh)
+    qi, ki, vi = qkv  # [h, N, hd]
+    p = jax.nn.softmax(jnp.einsum("hqd,hkd->hqk", qi, ki), axis=-1)
+    return jnp.einsum("hqk,hkd->hqd", p, vi)
 
-  flat = lambda t: t.reshape(b * h, 1, n, d)
-  return lax.map(one, (flat(q), flat(k), flat(v))).reshape(b, h, n, d)
+  return lax.map(one, (q, k, v))
 
 
 class Attention(nn.Module):
@@ -114,7 +113,7 @@ class Attention(nn.Module):
     qkv = qkv.reshape(b, n, 3, self.num_heads, hd).transpose(2, 0, 3, 1, 4)
     q, k, v = qkv[0] * scale, qkv[1], qkv[2]  # [B, h, N, hd]
     if mask is None and not train and layers.current_conv_impl() == "fast":
-      x = _attend_per_head(q, k, v)
+      x = _attend_per_image(q, k, v)
     else:
       attn = jnp.einsum("bhqd,bhkd->bhqk", q, k)
       if mask is not None:
