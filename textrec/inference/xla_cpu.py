@@ -4,7 +4,7 @@ XLA:CPU hands dots, convolutions and some element-wise fusions to the YNNPACK li
 0.10's default), or, with YNNPACK off, runs them with its own emitted loops and Eigen. Which
 is faster depends on the CPU, the program and the batch size (`scripts/bench_runtimes.py
 --compare_libs` prints both for the four recognizers; on one machine SVTRv2 ran faster with
-YNNPACK at batch 1 and without it at batch 6, in three runs). So the first time a program (a
+YNNPACK at batch 1 and without it at batch 6, in two runs). So the first time a program (a
 `FlaxForward` tag with its variables' shapes) compiles on a machine for one image, and the
 first time for a larger batch (`batch_class`), both variants are compiled and timed on that
 input, alternating, and the faster is recorded in `$TEXTREC_CACHE/programs/xla_cpu_libs.json`
