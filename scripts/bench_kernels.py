@@ -133,6 +133,21 @@ def ort_runner(op):
   return lambda: sess.run(None, {"x": x})
 
 
+def alternating_medians(runs: dict, repeats: int, min_time: float, min_calls: int) -> dict:
+  """{key: run()} -> {key: median seconds per call}: `repeats` rounds, each timing every run
+  in turn (one warm-up call, then at least `min_calls` calls and `min_time` seconds)."""
+  times = {key: [] for key in runs}
+  for _ in range(repeats):
+    for key, run in runs.items():
+      run()
+      n, t = 0, time.perf_counter()
+      while n < min_calls or time.perf_counter() - t < min_time:
+        run()
+        n += 1
+      times[key].append((time.perf_counter() - t) / n)
+  return {key: statistics.median(v) for key, v in times.items()}
+
+
 # (tokens, heads, head dim, where): the attention shapes of the four recognizers at 48x320.
 ATTENTION = ((40, 8, 15, "mobile/server neck"), (40, 8, 32, "SVTRv2/RepSVTR neck"),
              (480, 8, 32, "SVTRv2 stage 2"), (240, 12, 32, "SVTRv2 stage 3"))
@@ -175,16 +190,8 @@ def bench_attention(repeats: int, min_time: float) -> None:
         for variant, opts in xla_cpu.VARIANTS.items():
           c = jax.jit(f).lower(q, k, v).compile(compiler_options=opts)
           runs[(name, variant)] = lambda c=c: c(q, k, v).block_until_ready()
-      times = {key: [] for key in runs}
-      for _ in range(repeats):
-        for key, run in runs.items():
-          run()
-          m, t = 0, time.perf_counter()
-          while m < 5 or time.perf_counter() - t < min_time:
-            run()
-            m += 1
-          times[key].append((time.perf_counter() - t) / m / b)
-      us = {key: 1e6 * statistics.median(v) for key, v in times.items()}
+      us = {key: 1e6 * v / b
+            for key, v in alternating_medians(runs, repeats, min_time, 5).items()}
       print(f"  {where + f' N={n} h={h} d={d}':34s} {b:>2} " + " ".join(
           f"{us[(f, 'default')]:>9.0f} / {us[(f, 'ynn_off')]:<8.0f}" for f in forms), flush=True)
 
@@ -216,16 +223,7 @@ def main() -> int:
     for op in sorted(ops, key=lambda o: -gflop(o) * ops[o]):
       runners = {f"xla-{v}": xla_runner(op, o) for v, o in xla_cpu.VARIANTS.items()}
       runners["ort"] = ort_runner(op)
-      times = {c: [] for c in cols}
-      for _ in range(args.repeats):
-        for c, run in runners.items():
-          run()
-          n, t = 0, time.perf_counter()
-          while n < 3 or time.perf_counter() - t < args.min_time:
-            run()
-            n += 1
-          times[c].append((time.perf_counter() - t) / n)
-      med = {c: statistics.median(v) for c, v in times.items()}
+      med = alternating_medians(runners, args.repeats, args.min_time, 3)
       for c in cols:
         summed[c] += med[c] * ops[op]
       desc = (f"dot {op[1][0]}x{op[1][1]} @ {op[2][1]}" if op[0] == "dot" else
