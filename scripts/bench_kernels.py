@@ -14,11 +14,17 @@ not in it. Weights: random deploy-form (the compute does not depend on them). Ea
 includes one call's overhead from Python (tens of microseconds on either runtime), which
 dominates the small ops: read the large ones, and the sums.
 
+`--depthwise` instead times each depthwise conv of the forwards (the shapes textrec hands to
+its native kernel, textrec.models.native_depthwise) four ways: XLA:CPU's shifted
+multiply-adds (what runs without the native kernel) under each variant, the native kernel, and
+onnxruntime's grouped Conv; and sums them per forward.
+
 `--attention` instead times the three ways to run the SVTR attention at the recognizers'
 shapes (batch 1 and 6): batched (one call for the batch), a loop over the images (what textrec
 runs on the CPU: svtr_neck._attend_per_image) and a loop over (image, head) pairs.
 
   .venv/bin/python scripts/bench_kernels.py [--models ...] [--batch 6] [--repeats 3]
+  .venv/bin/python scripts/bench_kernels.py --depthwise [--batch 6]
   .venv/bin/python scripts/bench_kernels.py --attention
 """
 from __future__ import annotations
@@ -81,10 +87,111 @@ def dense_ops(module, variables, batch: int) -> collections.Counter:
   return ops
 
 
+def depthwise_ops(module, variables, batch: int) -> collections.Counter:
+  """-> Counter of ("dw", x_shape, (kh, kw), strides, padding): the native depthwise convs
+  of the forward at [batch, 48, 320, 3] (needs the native kernel in use)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from textrec.models import native_depthwise  # pylint: disable=g-import-not-at-top
+
+  x = jax.ShapeDtypeStruct((batch, 48, 320, 3), jnp.float32)
+  closed = jax.make_jaxpr(lambda v, x: module.apply(v, x, train=False)["ctc_logits"])(
+      variables, x)
+  ops: collections.Counter = collections.Counter()
+  for e in _eqns(closed.jaxpr):
+    if e.primitive.name == "ffi_call" and e.params["target_name"] == native_depthwise.TARGET:
+      a = dict(e.params["attributes"])
+      ops[("dw", tuple(e.invars[0].aval.shape), tuple(e.invars[1].aval.shape[:2]),
+           (int(a["sh"]), int(a["sw"])), (int(a["ph"]), int(a["pw"])))] += 1
+  return ops
+
+
+def dw_runners(op) -> dict:
+  """The four ways to run depthwise op `op` (depthwise_ops) -> {name: run()}."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
+
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
+
+  _, xs, (kh, kw), strides, pad = op
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal(xs, np.float32))
+  k = jnp.asarray(rng.standard_normal((kh, kw, xs[3]), np.float32) * 0.1)
+  none = jnp.zeros((0, xs[3]), jnp.float32)
+  runs = {}
+  saved = os.environ.get(native_depthwise.ENV)
+  os.environ[native_depthwise.ENV] = "0"  # trace XLA's form
+  try:
+    for v, opts in xla_cpu.VARIANTS.items():
+      c = jax.jit(lambda x, k: layers.depthwise_multi(x, k[None], none, strides, pad)[0]).lower(
+          x, k).compile(compiler_options=opts)
+      runs[f"xla-{v}"] = lambda c=c: c(x, k).block_until_ready()
+  finally:
+    if saved is None:
+      del os.environ[native_depthwise.ENV]
+    else:
+      os.environ[native_depthwise.ENV] = saved
+  c = jax.jit(lambda x, k: native_depthwise.depthwise_conv(x, k, strides, pad)).lower(
+      x, k).compile()
+  runs["native"] = lambda: c(x, k).block_until_ready()
+  b, h, w, ch = xs
+  node = helper.make_node("Conv", ["x", "k"], ["y"], strides=list(strides), group=ch,
+                          pads=[pad[0], pad[1], pad[0], pad[1]])
+  init = numpy_helper.from_array(np.ascontiguousarray(
+      np.asarray(k).transpose(2, 0, 1)[:, None]), "k")
+  graph = helper.make_graph([node], "dw", [helper.make_tensor_value_info(
+      "x", TensorProto.FLOAT, [b, ch, h, w])], [helper.make_tensor_value_info(
+          "y", TensorProto.FLOAT, None)], [init])
+  model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+  sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+  xn = np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
+  runs["ort"] = lambda: sess.run(None, {"x": xn})
+  return runs
+
+
+def bench_depthwise(models: list[str], batch: int, repeats: int, min_time: float) -> int:
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.models import native_depthwise  # pylint: disable=g-import-not-at-top
+
+  if not native_depthwise.available():
+    print("the native depthwise kernel is not in use here (textrec.models.native_depthwise)")
+    return 1
+  cols = [f"xla-{v}" for v in xla_cpu.VARIANTS] + ["native", "ort"]
+  print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs, "
+        f"batch {batch}; depthwise convs, GFLOP/s (median of {repeats})")
+  for name in models:
+    module, variables = weights(name, None)[:2]
+    ops = depthwise_ops(module, variables, batch)
+    if not ops:
+      print(f"\n{name}: no depthwise convs")
+      continue
+    print(f"\n{name}: {len(ops)} distinct depthwise convs, {sum(ops.values())} calls\n"
+          f"  {'op':36s} {'calls':>5} {'GFLOP':>6} " + " ".join(f"{c:>11}" for c in cols))
+    summed = {c: 0.0 for c in cols}
+    for op in sorted(ops, key=lambda o: -gflop(o) * ops[o]):
+      med = alternating_medians(dw_runners(op), repeats, min_time, 3)
+      for c in cols:
+        summed[c] += med[c] * ops[op]
+      desc = (f"dw {'x'.join(map(str, op[1]))} k{op[2][0]}x{op[2][1]}"
+              + (f" s{op[3][0]}{op[3][1]}" if op[3] != (1, 1) else ""))
+      print(f"  {desc:36s} {ops[op]:5d} {gflop(op):6.3f} " +
+            " ".join(f"{gflop(op) / med[c]:11.1f}" for c in cols), flush=True)
+    print("  sum of these convs, ms per batch: " +
+          ", ".join(f"{c} {1e3 * v:.1f}" for c, v in summed.items()))
+  return 0
+
+
 def gflop(op) -> float:
   if op[0] == "dot":
     (m, k), (_, n) = op[1], op[2]
     return 2 * m * k * n / 1e9
+  if op[0] == "dw":
+    (b, h, w, c), (kh, kw), (sh, sw), (ph, pw) = op[1:]
+    return 2 * b * ((h + 2 * ph - kh) // sh + 1) * ((w + 2 * pw - kw) // sw + 1) * kh * kw * c / 1e9
   (b, h, w, _), (kh, kw, ci, co), (sh, sw), ((pt, pb), (pl, pr)) = op[1:]
   ho, wo = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
   return 2 * b * ho * wo * kh * kw * ci * co / 1e9
@@ -203,8 +310,13 @@ def main() -> int:
   ap.add_argument("--repeats", type=int, default=3)
   ap.add_argument("--attention", action="store_true",
                   help="time the SVTR attention's three forms instead")
+  ap.add_argument("--depthwise", action="store_true",
+                  help="time the depthwise convs: XLA's form, the native kernel, onnxruntime")
   ap.add_argument("--min_time", type=float, default=0.3, help="seconds per runtime per round")
   args = ap.parse_args()
+  if args.depthwise:
+    return bench_depthwise([m for m in args.models.split(",") if m], args.batch, args.repeats,
+                           args.min_time)
   if args.attention:
     bench_attention(args.repeats, args.min_time)
     return 0

@@ -44,10 +44,10 @@ def cache_dir() -> pathlib.Path | None:
 
 @functools.cache
 def code_fingerprint() -> str:
-  """sha256 of textrec's own Python sources (any change to them compiles anew)."""
+  """sha256 of textrec's own sources, Python and C++ (any change to them compiles anew)."""
   root = pathlib.Path(__file__).resolve().parents[1]
   h = hashlib.sha256()
-  for p in sorted(root.rglob("*.py")):
+  for p in sorted([*root.rglob("*.py"), *root.rglob("*.cc")]):
     h.update(str(p.relative_to(root)).encode())
     h.update(p.read_bytes())
   return h.hexdigest()
@@ -77,13 +77,15 @@ def program_key(tag: str, variables: Any, shape: tuple[int, ...] | None = None,
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers  # pylint: disable=g-import-not-at-top
+  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
 
   dev = jax.devices()[0]
   leaves, tree = jax.tree_util.tree_flatten(variables)
   parts = [code_fingerprint(), jax.__version__, jaxlib.__version__, dev.platform,
            getattr(dev, "device_kind", ""), dev.client.platform_version, xla_cpu.cpu_model(),
-           os.environ.get("XLA_FLAGS", ""), layers.current_conv_impl(), tag, str(tree),
+           os.environ.get("XLA_FLAGS", ""), layers.current_conv_impl(),
+           # a program holding the native kernel loads only once it is registered
+           native_depthwise.fingerprint() if native_depthwise.available() else "", tag, str(tree),
            repr([(tuple(l.shape), str(l.dtype)) for l in leaves])]
   if shape is not None:
     parts += [repr(tuple(shape)), libs]

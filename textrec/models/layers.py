@@ -3,7 +3,8 @@ module names mirror PaddleOCR's attribute names so `.pdparams` map onto them by 
 (see textrec/weights/paddle.py).
 
 Conv2D has two implementations chosen at trace time:
-  * "fast": depthwise convs as k*k shifted multiply-adds, 1x1 convs as matmuls and grouped
+  * "fast": depthwise convs as k*k shifted multiply-adds (at inference a native C++ kernel,
+    `native_depthwise`, where it builds), 1x1 convs as matmuls and grouped
     convs as one dense conv per group, each several times faster than
     `lax.conv_general_dilated` on XLA:CPU;
   * "xla": plain `lax.conv_general_dilated`, which export uses so ONNX gets `Conv` nodes, and
@@ -23,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from textrec.models import native_depthwise
 
 _CONV_IMPL: contextvars.ContextVar[str] = contextvars.ContextVar("textrec_conv_impl",
                                                                  default="auto")
@@ -238,11 +241,16 @@ def depthwise_multi(x: jax.Array, kk: jax.Array, kc: jax.Array, strides, padding
 
   x [B, H, W, C], kk [n, kh, kw, C] (full kernels), kc [m, C] (kernels with only the centre
   tap (ph, pw) non-zero: a padded 1x1 conv, the identity) -> n + m outputs [B, Ho, Wo, C].
+  With one kernel and nothing else (inference), float32 on one CPU device, the forward is
+  the native C++ kernel of `native_depthwise` when it is available.
   Its gradient is hand-written (same shifted multiply-adds) because XLA:CPU's autodiff of
   the slices (one pad per tap) is several times slower.
   """
   h, w, kh, kw, sh, sw, ph, pw, ho, wo = _dw_geometry(x.shape, kk.shape[1:3], strides, padding)
   n, m = kk.shape[0], kc.shape[0]
+  if (n, m) == (1, 0) and x.dtype == kk.dtype == jnp.float32 and native_depthwise.available():
+    # One kernel (inference, the deploy form): the C++ kernel, 2-3x XLA's loop on the CPU.
+    return (native_depthwise.depthwise_conv(x, kk[0], (sh, sw), (ph, pw)),)
   outs: list[Any] = [None] * (n + m)
   # A zero XLA cannot fold (it is 1 only for a NaN kernel, whose outputs are NaN anyway).
   zero = (kk[0, 0, 0, 0] != kk[0, 0, 0, 0]).astype(jnp.int32) if n else None
