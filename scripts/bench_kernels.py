@@ -123,18 +123,11 @@ def dw_runners(op) -> dict:
   k = jnp.asarray(rng.standard_normal((kh, kw, xs[3]), np.float32) * 0.1)
   none = jnp.zeros((0, xs[3]), jnp.float32)
   runs = {}
-  saved = os.environ.get(native_depthwise.ENV)
-  os.environ[native_depthwise.ENV] = "0"  # trace XLA's form
-  try:
+  with native_depthwise.disabled():  # XLA's form
     for v, opts in xla_cpu.VARIANTS.items():
       c = jax.jit(lambda x, k: layers.depthwise_multi(x, k[None], none, strides, pad)[0]).lower(
           x, k).compile(compiler_options=opts)
       runs[f"xla-{v}"] = lambda c=c: c(x, k).block_until_ready()
-  finally:
-    if saved is None:
-      del os.environ[native_depthwise.ENV]
-    else:
-      os.environ[native_depthwise.ENV] = saved
   c = jax.jit(lambda x, k: native_depthwise.depthwise_conv(x, k, strides, pad)).lower(
       x, k).compile()
   runs["native"] = lambda: c(x, k).block_until_ready()

@@ -31,7 +31,7 @@ def _ref(x, k, strides, padding):
 
 
 # (x shape, kernel hw, strides, padding): mobile's shapes, channel remainders (24, 3), rows
-# narrower than the kernel, padding other than (k-1)/2, 1x3 kernels.
+# narrower than the kernel, padding other than (k-1)/2, 1x3 kernels, uneven channel groups.
 CASES = [((2, 12, 40, 240), (5, 5), (1, 1), (2, 2)),
          ((1, 12, 40, 64), (3, 3), (2, 1), (1, 1)),
          ((3, 7, 33, 24), (3, 3), (1, 2), (1, 1)),
@@ -39,7 +39,9 @@ CASES = [((2, 12, 40, 240), (5, 5), (1, 1), (2, 2)),
          ((1, 5, 3, 16), (5, 5), (1, 1), (2, 2)),
          ((2, 9, 17, 3), (3, 3), (1, 1), (0, 0)),
          ((1, 4, 30, 48), (1, 3), (1, 1), (0, 1)),
-         ((2, 8, 19, 40), (3, 5), (1, 1), (1, 2))]
+         ((2, 8, 19, 40), (3, 5), (1, 1), (1, 2)),
+         ((1, 3, 7, 130), (3, 3), (1, 1), (1, 1)),      # channel groups of 64 + 2
+         ((1, 2, 5, 1040), (3, 3), (2, 1), (1, 1))]     # groups that round past C
 
 
 @pytest.mark.parametrize("shape,khw,strides,padding", CASES)

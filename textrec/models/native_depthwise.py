@@ -17,6 +17,7 @@ reaches it (export traces plain convolutions).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -26,6 +27,7 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+from typing import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -108,6 +110,20 @@ def available() -> bool:
   if jax.default_backend() != "cpu" or jax.device_count() != 1:
     return False
   return _registered()
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+  """Within this context (at trace time), depthwise convs trace as XLA's own ops."""
+  saved = os.environ.get(ENV)
+  os.environ[ENV] = "0"
+  try:
+    yield
+  finally:
+    if saved is None:
+      del os.environ[ENV]
+    else:
+      os.environ[ENV] = saved
 
 
 def depthwise_conv(x: jax.Array, k: jax.Array, strides: tuple[int, int],
