@@ -115,9 +115,9 @@ def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers  # pylint: disable=g-import-not-at-top
+  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
 
-  with quiet_serde(), _lax_level_plugins(), layers.conv_impl("xla"):
+  with quiet_serde(), _lax_level_plugins(), layers.conv_impl("xla"), native_depthwise.disabled():
     model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
                              model_name=name, input_names=[INPUT_NAME],
                              output_names=[OUTPUT_NAME])
@@ -134,13 +134,15 @@ def save_saved_model(fn: Callable, path: str, height: int = preprocess.HEIGHT) -
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers  # pylint: disable=g-import-not-at-top
+  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
 
   spec = tf.TensorSpec([None, 3, height, None], tf.float32, name=INPUT_NAME)
   err = None
-  for platforms in (("cpu", "cuda"), ("cpu",)):
-    try:
-      with layers.conv_impl("xla"):
+  # tf.saved_model.save traces the function again: it too runs under "xla" convs, and
+  # without the native kernel (TF cannot run it).
+  with layers.conv_impl("xla"), native_depthwise.disabled():
+    for platforms in (("cpu", "cuda"), ("cpu",)):
+      try:
         converted = jax2tf.convert(fn, polymorphic_shapes=[f"(b, 3, {height}, w)"],
                                    native_serialization_platforms=platforms,
                                    with_gradient=False)
@@ -148,15 +150,15 @@ def save_saved_model(fn: Callable, path: str, height: int = preprocess.HEIGHT) -
         module.serve = tf.function(lambda x: {OUTPUT_NAME: converted(x)}, autograph=False,
                                    input_signature=[spec])
         module.serve.get_concrete_function()
-      break
-    except Exception as e:  # pylint: disable=broad-except
-      err = e
-      print(f"export: saved_model lowering for {platforms} failed ({e}); retrying",
-            file=sys.stderr)
-  else:
-    raise RuntimeError(f"jax2tf could not convert the model: {err}") from err
-  tf.saved_model.save(module, path, signatures={"serving_default": module.serve},
-                      options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+        break
+      except Exception as e:  # pylint: disable=broad-except
+        err = e
+        print(f"export: saved_model lowering for {platforms} failed ({e}); retrying",
+              file=sys.stderr)
+    else:
+      raise RuntimeError(f"jax2tf could not convert the model: {err}") from err
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve},
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
 
 
 def load_saved_model(path: str) -> Callable[[np.ndarray], np.ndarray]:
