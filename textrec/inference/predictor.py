@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+import textrec
 from textrec.inference import inputs as inputs_lib
 from textrec.inference import postprocess
 from textrec.inference import preprocess
@@ -258,8 +259,7 @@ def enable_compile_cache() -> None:
 
   if jax.config.jax_compilation_cache_dir:
     return
-  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                         "textrec")
+  base = textrec.cache_root()
   jax.config.update("jax_compilation_cache_dir", os.path.join(base, "jax"))
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+import textrec
 from textrec.inference import xla_cpu
 
 _LOCK = threading.Lock()  # one compile at a time: the persistent-cache hit counter is global
@@ -37,8 +38,7 @@ def cache_dir() -> pathlib.Path | None:
   """Where serialized programs live; None when TEXTREC_PROGRAM_CACHE=0."""
   if os.environ.get("TEXTREC_PROGRAM_CACHE", "1") == "0":
     return None
-  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                         "textrec")
+  base = textrec.cache_root()
   return pathlib.Path(base) / "programs"
 
 

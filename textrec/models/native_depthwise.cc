@@ -94,7 +94,8 @@ void Row(const float* x, const float* k, float* y, const Shape& s, int64_t r, in
       for (int64_t i = i0; i < i1; ++i) {
         for (int64_t j = 0; j < s.kw; ++j) {
           const int64_t q = p * s.sw - s.pw + j;
-          if (q >= 0 && q < s.w) acc += xb[((top + i) * s.w + q) * s.c + c0] * k[(i * s.kw + j) * s.c + c0];
+          if (q < 0 || q >= s.w) continue;
+          acc += xb[((top + i) * s.w + q) * s.c + c0] * k[(i * s.kw + j) * s.c + c0];
         }
       }
       yr[p * s.c + c0] = acc;

@@ -33,16 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import textrec
+
 ENV = "TEXTREC_NATIVE_KERNELS"
 TARGET = "textrec_depthwise_conv"
 SOURCE = pathlib.Path(__file__).with_name("native_depthwise.cc")
 _log = logging.getLogger("textrec")
-
-
-def _cache_root() -> pathlib.Path:
-  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                         "textrec")
-  return pathlib.Path(base) / "native"
 
 
 def _compiler() -> str | None:
@@ -67,7 +63,7 @@ def fingerprint() -> str:
 
 def _build() -> pathlib.Path:
   """Compiles the kernel (once per machine and key) -> the shared library's path."""
-  lib = _cache_root() / f"depthwise-{fingerprint()}.so"
+  lib = pathlib.Path(textrec.cache_root()) / "native" / f"depthwise-{fingerprint()}.so"
   if lib.exists():
     return lib
   lib.parent.mkdir(parents=True, exist_ok=True)

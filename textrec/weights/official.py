@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from typing import Any
 
+import textrec
 from textrec import charset as charset_lib
 
 # Model name -> file under rapidocr_onnxruntime/models/.
@@ -72,8 +73,7 @@ def official_onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:
 
 def cache_dir(model_name: str = "PP-OCRv4_mobile_rec") -> str:
   """`$TEXTREC_CACHE/official/<model_name>`, default `~/.cache/textrec/official/<model_name>`."""
-  base = os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                         "textrec")
+  base = textrec.cache_root()
   return os.path.join(base, "official", model_name)
 
 
