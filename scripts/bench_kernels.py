@@ -19,6 +19,11 @@ its native kernel, textrec.models.native_depthwise) four ways: XLA:CPU's shifted
 multiply-adds (what runs without the native kernel) under each variant, the native kernel, and
 onnxruntime's grouped Conv; and sums them per forward.
 
+`--peak` instead times one large float32 matmul (2048^3, numpy's BLAS and XLA:CPU's dot under
+each variant), the fastest rate this machine gives any float32 kernel here, and prints each
+model's FLOPs per image (XLA's cost analysis) at that rate: a lower bound on its forward in
+float32 for any runtime that computes those products.
+
 `--attention` instead times the three ways to run the SVTR attention at the recognizers'
 shapes (batch 1 and 6): batched (one call for the batch), a loop over the images (what textrec
 runs on the CPU: svtr_neck._attend_per_image) and a loop over (image, head) pairs.
@@ -26,6 +31,7 @@ runs on the CPU: svtr_neck._attend_per_image) and a loop over (image, head) pair
   .venv/bin/python scripts/bench_kernels.py [--models ...] [--batch 6] [--repeats 3]
   .venv/bin/python scripts/bench_kernels.py --depthwise [--batch 6]
   .venv/bin/python scripts/bench_kernels.py --attention
+  .venv/bin/python scripts/bench_kernels.py --peak
 """
 from __future__ import annotations
 
@@ -296,6 +302,36 @@ def bench_attention(repeats: int, min_time: float) -> None:
           f"{us[(f, 'default')]:>9.0f} / {us[(f, 'ynn_off')]:<8.0f}" for f in forms), flush=True)
 
 
+def bench_peak(models: list[str], repeats: int, min_time: float) -> None:
+  """The machine's float32 matmul rate at a large size (numpy's BLAS and XLA:CPU's dot), and
+  each model's forward at that rate: a floor no float32 runtime goes below."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+
+  n = 2048
+  rng = np.random.default_rng(0)
+  a, b = (rng.standard_normal((n, n), np.float32) for _ in range(2))
+  runs = {"numpy": lambda: a @ b}
+  ja, jb = jnp.asarray(a), jnp.asarray(b)
+  for v, opts in xla_cpu.VARIANTS.items():
+    c = jax.jit(lambda x, y: x @ y).lower(ja, jb).compile(compiler_options=opts)
+    runs[f"xla-{v}"] = lambda c=c: c(ja, jb).block_until_ready()
+  med = alternating_medians(runs, repeats, min_time, 3)
+  rate = {k: 2 * n ** 3 / t / 1e9 for k, t in med.items()}
+  peak = max(rate.values())
+  print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs; float32 "
+        f"{n}x{n} @ {n}x{n}, GFLOP/s (median of {repeats}): " +
+        ", ".join(f"{k} {r:.0f}" for k, r in rate.items()))
+  for name in models:
+    module, variables = weights(name, None)[:2]
+    gf = forward_gflop(module, variables, 1)  # batch 1: the per-image attention of larger
+    # batches is a loop, whose body the cost analysis counts once
+    print(f"  {name:22s} {gf:6.2f} GFLOP/img (XLA's cost analysis): {1e3 * gf / peak:6.1f} "
+          f"ms/img at {peak:.0f} GFLOP/s")
+
+
 def main() -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--models", default=",".join(MODELS))
@@ -305,8 +341,13 @@ def main() -> int:
                   help="time the SVTR attention's three forms instead")
   ap.add_argument("--depthwise", action="store_true",
                   help="time the depthwise convs: XLA's form, the native kernel, onnxruntime")
+  ap.add_argument("--peak", action="store_true",
+                  help="time a large float32 matmul and put each model's FLOPs at that rate")
   ap.add_argument("--min_time", type=float, default=0.3, help="seconds per runtime per round")
   args = ap.parse_args()
+  if args.peak:
+    bench_peak([m for m in args.models.split(",") if m], args.repeats, args.min_time)
+    return 0
   if args.depthwise:
     return bench_depthwise([m for m in args.models.split(",") if m], args.batch, args.repeats,
                            args.min_time)

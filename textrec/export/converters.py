@@ -73,14 +73,18 @@ def _lax_level_plugins() -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_serde() -> Iterator[None]:
-  """Silences onnx_ir.serde's warnings about value_info it skips (harmless, noisy)."""
-  serde_log = logging.getLogger("onnx_ir.serde")
-  level = serde_log.level
+  """Silences onnx_ir.serde's warnings about value_info it skips (harmless, noisy), and the
+  converter's INFO lines: jax2onnx logs them on the root logger, which shows them wherever
+  another library lowered the root level (paddle's import sets it to INFO)."""
+  serde_log, root = logging.getLogger("onnx_ir.serde"), logging.getLogger()
+  level, root_level = serde_log.level, root.level
   serde_log.setLevel(logging.ERROR)
+  root.setLevel(max(root_level, logging.WARNING))
   try:
     yield
   finally:
     serde_log.setLevel(level)
+    root.setLevel(root_level)
 
 
 def _einsum_to_matmul(model) -> int:
