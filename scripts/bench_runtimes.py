@@ -1,8 +1,9 @@
 """One table: every recognizer on every runtime at hand, same process, same inputs.
 
 For each model (`--models`) and batch size (`--batch_sizes`, default 1 and 6) at
-[B, 3, 48, 320], ms/img (median over `--repeats` rounds, the runtimes alternating within
-each round) for
+[B, 3, 48, 320], ms/img (the fastest of `--repeats` rounds, the runtimes alternating within
+each round: this shared machine has bursts of 20-50 % slowness lasting seconds, which a median
+of few rounds still catches, for any runtime) for
   * textrec   our jitted deploy-form forward (what create_model runs), and its first call
               (compile, or a load from the persistent cache) in its own column; the XLA:CPU
               kernels it uses (textrec.inference.xla_cpu: measured on first use) are printed
@@ -24,8 +25,11 @@ oneDNN as configured by default). Weights: mobile's official ones; the others ra
 deploy-form weights (the compute does not depend on the values) unless `--weights
 name=DIR` names a directory create_model reads. The last column is textrec / the fastest
 reference; under each model, its GFLOP per image and the GFLOP/s that textrec and the
-fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Paddle's
-OpenMP threads keep spinning after each call and slow whichever runtime runs next: for clean
+fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Each round
+runs the runtimes in a rotated order, each after a warm-up call and a `--pause`: OpenMP
+(Paddle's) and OpenVINO's threads keep spinning after a call and slowed whichever runtime ran
+next (textrec, first in every round before this, ran RepSVTR at batch 1 25-30 % slower than
+the same program timed later in the round). Paddle's threads spin for long: for clean
 figures of the others, run again with `--paddle_dirs ""`.
 
   .venv/bin/python scripts/bench_runtimes.py [--models ...] [--batch_sizes 1,6] [--repeats 5]
@@ -37,7 +41,6 @@ import contextlib
 import os
 import pathlib
 import platform
-import statistics
 import sys
 import time
 import warnings
@@ -188,8 +191,11 @@ def main() -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--models", default=",".join(MODELS))
   ap.add_argument("--batch_sizes", default="1,6")
-  ap.add_argument("--repeats", type=int, default=5, help="rounds; each times every runtime")
+  ap.add_argument("--repeats", type=int, default=5,
+                  help="rounds; each times every runtime; the fastest round counts")
   ap.add_argument("--min_time", type=float, default=1.0, help="seconds per runtime per round")
+  ap.add_argument("--pause", type=float, default=0.3,
+                  help="idle seconds before each runtime's turn (spinning threads settle)")
   ap.add_argument("--compare_libs", action="store_true",
                   help="also time textrec with each XLA:CPU kernel variant forced")
   ap.add_argument("--weights", default="", help="name=DIR,... (default: see the docstring)")
@@ -221,7 +227,8 @@ def main() -> int:
   print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; openvino "
         f"{f'yes (default precision {ov_default})' if have['openvino'] else 'not installed'}, "
-        f"paddle {'yes' if have['paddle'] else 'not installed'}; median of {args.repeats}")
+        f"paddle {'yes' if have['paddle'] else 'not installed'}; fastest of {args.repeats} "
+        "rounds")
   from textrec.inference import programs, xla_cpu  # pylint: disable=g-import-not-at-top
 
   variants = [f"jax-{v}" for v in xla_cpu.VARIANTS] if args.compare_libs else []
@@ -265,14 +272,20 @@ def main() -> int:
           print(f"  {k} (OpenVINO's default precision) differs from textrec by {d:.1e}",
                 file=sys.stderr)
       times: dict[str, list[float]] = {k: [] for k in runners}
-      for _ in range(args.repeats):
-        for k, run in runners.items():
+      keys = list(runners)
+      for r in range(args.repeats):
+        # Each round in a rotated order, and a pause before each runtime: some keep their
+        # threads spinning after a call (OpenMP, OpenVINO's), slowing whatever runs next.
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+          run = runners[k]
+          time.sleep(args.pause)
+          run(x)
           n, t = 0, time.perf_counter()
           while n < 3 or time.perf_counter() - t < args.min_time:
             run(x)
             n += 1
           times[k].append((time.perf_counter() - t) / n / b)
-      ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+      ms = {k: 1e3 * min(v) for k, v in times.items()}
       best = min(v for k, v in ms.items()
                  if k != "textrec" and k not in variants and k not in lower)
       print(f"{name:22s} {b:>2} {first:12.2f} " +
