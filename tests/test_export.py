@@ -357,3 +357,26 @@ def test_ocr_pipeline_runs_on_onnx_without_jax(official_export, ocr_images_dir, 
   assert source.startswith("exported:")
   assert texts == want.rec_texts and len(texts) >= 2
   assert polys == want.json["res"]["rec_polys"]
+
+
+def test_conversion_keeps_info_lines_quiet_when_the_root_level_was_lowered(caplog):
+  """jax2onnx logs INFO on the root logger; importing paddle lowers the root level to INFO."""
+  import logging  # pylint: disable=g-import-not-at-top
+
+  from textrec.export import converters  # pylint: disable=g-import-not-at-top
+
+  root = logging.getLogger()
+  saved = root.level
+  root.setLevel(logging.INFO)
+  try:
+    with caplog.at_level(logging.INFO):
+      with converters.quiet_serde():
+        logging.info("converter chatter")
+        logging.warning("a real warning")
+      assert root.level == logging.INFO  # restored
+      logging.info("after the conversion")
+  finally:
+    root.setLevel(saved)
+  messages = [r.getMessage() for r in caplog.records]
+  assert "converter chatter" not in messages
+  assert "a real warning" in messages and "after the conversion" in messages
