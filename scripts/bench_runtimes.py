@@ -2,8 +2,8 @@
 
 For each model (`--models`) and batch size (`--batch_sizes`, default 1 and 6) at
 [B, 3, 48, 320], ms/img (the fastest of `--repeats` rounds, the runtimes alternating within
-each round: this shared machine has bursts of 20-50 % slowness lasting seconds, which a median
-of few rounds still catches, for any runtime) for
+each round: on this shared machine the same program timed twice in one run of this bench
+differed by 20-30 %, bursts of slowness that a median of few rounds still catches) for
   * textrec   our jitted deploy-form forward (what create_model runs), and its first call
               (compile, or a load from the persistent cache) in its own column; the XLA:CPU
               kernels it uses (textrec.inference.xla_cpu: measured on first use) are printed
