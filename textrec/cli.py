@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from textrec.weights.errors import WeightsError
+from textrec.errors import TextrecError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -27,12 +27,8 @@ _NOISE = ("Given directory is read only", "is read only, save will be skipped",
           "is read only, delete will be skipped", "Unable to initialize backend")
 
 
-class UsageError(ValueError):
-  """A user mistake (flag, config value, path, missing extra): one line, exit code 2."""
-
-
 # Errors a mode raises for what the user gave (a path, an extra), shown as one line.
-USER_ERRORS = (UsageError, FileNotFoundError, ModuleNotFoundError, WeightsError)
+USER_ERRORS = (TextrecError, FileNotFoundError, ModuleNotFoundError)
 # module -> the extra that installs it
 _EXTRA_OF = {"jax2onnx": "export", "tensorflow": "export", "onnx": "pretrained",
              "onnxruntime": "pretrained", "rapidocr_onnxruntime": "pretrained",

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from textrec.charset import Charset
-from textrec.weights.errors import WeightsError
+from textrec.errors import WeightsError
 
 INFERENCE_YML = "inference.yml"
 

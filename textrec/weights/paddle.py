@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from textrec.weights.errors import WeightsError
+from textrec.errors import WeightsError
 
 STRUCTURED_KEY = "StructuredToParameterName@@"
 DEFAULT_IGNORE = (r"(^|\.)positional_encoding\.pe$",)

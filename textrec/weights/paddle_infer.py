@@ -25,7 +25,7 @@ import numpy as np
 
 from textrec import charset as charset_lib
 from textrec.weights import paddle_program, pdiparams
-from textrec.weights.errors import WeightsError
+from textrec.errors import WeightsError
 
 PROGRAM_FILES = ("inference.json", "inference.pdmodel")
 PARAMS_FILE = "inference.pdiparams"

@@ -16,7 +16,7 @@ import json
 import os
 
 from textrec.weights import protowire
-from textrec.weights.errors import WeightsError
+from textrec.errors import WeightsError
 
 _FEED_FETCH = ("feed", "fetch")
 # VarType.Type codes (framework.proto) of variables that are not saved tensors.

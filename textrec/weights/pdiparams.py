@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from textrec.weights import protowire
-from textrec.weights.errors import WeightsError
+from textrec.errors import WeightsError
 
 # Paddle VarType codes of the dense dtypes a parameter file can hold.
 _DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,

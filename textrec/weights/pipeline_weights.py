@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from textrec.weights import official, paddle_infer, paddle_program, pdiparams
-from textrec.weights.errors import WeightsError
+from textrec.errors import WeightsError
 
 
 def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
