@@ -1,16 +1,19 @@
 """Shared config sections. Each model's config file calls `base(model_name)` and overrides.
 
-Sections: model, data, train, optim, evaluate, predict, check_dataset, export, serve.
+Sections: model, data, train, optim, evaluate, predict, check_dataset, export, serve,
+runtime.
 The config is locked, so `--config.trian.steps=1` is an error, not a silent no-op.
 """
 from __future__ import annotations
 
 import ml_collections as mlc
 
+from textrec.runtime import settings as runtime_settings
+
 
 def model_section(name: str) -> mlc.ConfigDict:
   return mlc.ConfigDict(dict(
-      name=name,            # registry name (textrec/registry.py)
+      name=name,            # registry name (textrec/models/registry.py)
       deploy=False,         # fused (re-parameterised) form
       dtype="float32",      # compute dtype: float32 | bfloat16 (params stay float32)
       # A PaddleOCR distillation .pdparams holds several models (Student.*, Teacher.*):
@@ -140,6 +143,20 @@ def serve_section() -> mlc.ConfigDict:
   ))
 
 
+def runtime_section() -> mlc.ConfigDict:
+  """How programs run (textrec/runtime/settings.py); the defaults follow the environment
+  variables TEXTREC_PROGRAM_CACHE, TEXTREC_XLA_CPU_LIBS, TEXTREC_NATIVE_KERNELS and
+  TEXTREC_HUGEPAGES where they are set."""
+  s = runtime_settings.from_env()
+  return mlc.ConfigDict(dict(
+      program_cache=s.program_cache,    # compiled inference programs kept on disk
+      compile_cache=s.compile_cache,    # JAX's persistent compile cache
+      xla_cpu_libs=s.xla_cpu_libs,      # auto (timed once per machine) | default | ynn_off
+      native_kernels=s.native_kernels,  # the C++ depthwise conv for XLA:CPU inference
+      hugepages=s.hugepages,            # re-execute with transparent huge pages (Linux)
+  ))
+
+
 def ocr_section() -> mlc.ConfigDict:
   """The General OCR pipeline (configs/ocr.py): PaddleX's names and PP-OCRv4 defaults; the
   recognizer is config.model.name with weights from config.predict.model_dir."""
@@ -175,4 +192,5 @@ def base(model_name: str) -> mlc.ConfigDict:
   c.check_dataset = check_dataset_section()
   c.export = export_section()
   c.serve = serve_section()
+  c.runtime = runtime_section()
   return c

@@ -38,7 +38,7 @@ def bench_model(name: str, it, steps: int, train: bool) -> float:
   import jax
   import jax.numpy as jnp
   from textrec.training import losses
-  from textrec import registry
+  from textrec.models import registry
   import textrec.models  # noqa: F401  registers the models
   from textrec.models import recognizer
   batch = next(it)

@@ -5,7 +5,7 @@ or in everything between them? For each model (`--models`) at [B, 48, 320, 3] (`
 every dense `conv_general_dilated` and weight matmul (`dot_general` with a 2-D right-hand
 side: the 1x1 convs and linear layers) of the forward textrec runs is taken from its jaxpr;
 each distinct shape is timed alone (median of `--repeats` rounds, alternating) under each
-XLA:CPU kernel variant (textrec.inference.xla_cpu) and as a single onnxruntime node (Conv or
+XLA:CPU kernel variant (textrec.runtime.xla_cpu) and as a single onnxruntime node (Conv or
 MatMul, weights as initializers, its default thread count). Printed per shape: how often the
 model runs it, GFLOP per call, GFLOP/s per runtime; per model: the summed time of these
 kernels per runtime (count x ms) and the FLOPs they hold against the whole forward's
@@ -15,7 +15,7 @@ includes one call's overhead from Python (tens of microseconds on either runtime
 dominates the small ops: read the large ones, and the sums.
 
 `--depthwise` instead times each depthwise conv of the forwards (the shapes textrec hands to
-its native kernel, textrec.models.native_depthwise) four ways: XLA:CPU's shifted
+its native kernel, textrec.runtime.native_depthwise) four ways: XLA:CPU's shifted
 multiply-adds (what runs without the native kernel) under each variant, the native kernel, and
 onnxruntime's grouped Conv; and sums them per forward.
 
@@ -99,7 +99,7 @@ def depthwise_ops(module, variables, batch: int) -> collections.Counter:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import native_depthwise  # pylint: disable=g-import-not-at-top
 
   x = jax.ShapeDtypeStruct((batch, 48, 320, 3), jnp.float32)
   closed = jax.make_jaxpr(lambda v, x: module.apply(v, x, train=False)["ctc_logits"])(
@@ -120,8 +120,10 @@ def dw_runners(op) -> dict:
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
   from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
 
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
-  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.models import layers
+  from textrec.runtime import settings
+  from textrec.runtime import native_depthwise  # pylint: disable=g-import-not-at-top
 
   _, xs, (kh, kw), strides, pad = op
   rng = np.random.default_rng(0)
@@ -129,7 +131,7 @@ def dw_runners(op) -> dict:
   k = jnp.asarray(rng.standard_normal((kh, kw, xs[3]), np.float32) * 0.1)
   none = jnp.zeros((0, xs[3]), jnp.float32)
   runs = {}
-  with native_depthwise.disabled():  # XLA's form
+  with settings.native_kernels_off():  # XLA's form
     for v, opts in xla_cpu.VARIANTS.items():
       c = jax.jit(lambda x, k: layers.depthwise_multi(x, k[None], none, strides, pad)[0]).lower(
           x, k).compile(compiler_options=opts)
@@ -153,11 +155,11 @@ def dw_runners(op) -> dict:
 
 
 def bench_depthwise(models: list[str], batch: int, repeats: int, min_time: float) -> int:
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
-  from textrec.models import native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import native_depthwise  # pylint: disable=g-import-not-at-top
 
   if not native_depthwise.available():
-    print("the native depthwise kernel is not in use here (textrec.models.native_depthwise)")
+    print("the native depthwise kernel is not in use here (textrec.runtime.native_depthwise)")
     return 1
   cols = [f"xla-{v}" for v in xla_cpu.VARIANTS] + ["native", "ort"]
   print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs, "
@@ -281,7 +283,7 @@ def attention_forms() -> dict:
 def bench_attention(repeats: int, min_time: float) -> None:
   import jax  # pylint: disable=g-import-not-at-top
 
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
 
   forms = attention_forms()
   print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs; SVTR "
@@ -308,7 +310,7 @@ def bench_peak(models: list[str], repeats: int, min_time: float) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
 
   n = 2048
   rng = np.random.default_rng(0)
@@ -354,7 +356,7 @@ def main() -> int:
   if args.attention:
     bench_attention(args.repeats, args.min_time)
     return 0
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
 
   cols = [f"xla-{v}" for v in xla_cpu.VARIANTS] + ["ort"]
   print(f"{time.strftime('%Y-%m-%d')}, {xla_cpu.cpu_model()}, {os.cpu_count()} CPUs, "

@@ -6,7 +6,7 @@ each round: on this shared machine the same program timed twice in one run of th
 differed by 20-30 %, bursts of slowness that a median of few rounds still catches) for
   * textrec   our jitted deploy-form forward (what create_model runs), and its first call
               (compile, or a load from the persistent cache) in its own column; the XLA:CPU
-              kernels it uses (textrec.inference.xla_cpu: measured on first use) are printed
+              kernels it uses (textrec.runtime.xla_cpu: measured on first use) are printed
               under the row, and `--compare_libs` adds a column per variant, forced;
   * ort-ours  onnxruntime on textrec's own export of the same weights (cached in --cache);
   * ort-off   onnxruntime on the official ONNX (PP-OCRv4 mobile only);
@@ -51,6 +51,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from textrec.inference import predictor  # noqa: E402
+from textrec.runtime import compile_cache  # noqa: E402
 
 MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec")
 FIXTURES = REPO.parent / "shared" / "fixtures" / "paddle_infer"
@@ -66,12 +67,12 @@ def weights(name: str, model_dir: str | None):
 
   from textrec.export import export  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer, zoo  # pylint: disable=g-import-not-at-top
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
+  from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   if model_dir or name == "PP-OCRv4_mobile_rec":
     module, variables, cs, src = export.load_weights(name, model_dir or "")
     return module, variables, cs, src
-  cs = loader.default_charset()
+  cs = official.default_charset()
   train = predictor._flax_module(name, cs.num_classes, False)  # pylint: disable=protected-access
   v = recognizer.init_variables(train, jax.random.PRNGKey(0), with_nrtr=False)
   module = export.inference_module(name, cs.num_classes)
@@ -83,10 +84,10 @@ def forward_gflop(module, variables, batch: int = 1) -> float:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   x = jnp.zeros((batch, 48, 320, 3), jnp.float32)
-  with native_depthwise.disabled():  # XLA's cost analysis counts no custom call's FLOPs
+  with settings.native_kernels_off():  # XLA's cost analysis counts no custom call's FLOPs
     cost = jax.jit(lambda v, x: module.apply(v, x, train=False)["ctc_logits"]).lower(
         variables, x).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -105,7 +106,7 @@ def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) 
 
 def forced_runner(module, variables, libs: str):
   """textrec's forward compiled with XLA:CPU kernel variant `libs` (xla_cpu.VARIANTS)."""
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
 
   fwd = predictor.FlaxForward(module, variables)
 
@@ -210,7 +211,7 @@ def main() -> int:
 
   cli.quiet_logs(debug=False)  # the exporter's INFO lines off, as in the CLI
 
-  predictor.enable_compile_cache()
+  compile_cache.enable()
   given, pdirs = _pairs(args.weights), _pairs(args.paddle_dirs)
   batches = [int(b) for b in args.batch_sizes.split(",")]
   cache = pathlib.Path(args.cache)
@@ -229,7 +230,7 @@ def main() -> int:
         f"{f'yes (default precision {ov_default})' if have['openvino'] else 'not installed'}, "
         f"paddle {'yes' if have['paddle'] else 'not installed'}; fastest of {args.repeats} "
         "rounds")
-  from textrec.inference import programs, xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import programs, xla_cpu  # pylint: disable=g-import-not-at-top
 
   variants = [f"jax-{v}" for v in xla_cpu.VARIANTS] if args.compare_libs else []
   lower = [f"ov-{ov_default}"] if ov_default != "f32" else []  # not f32: not a reference

@@ -4,7 +4,7 @@ Each run is a new Python process (as a user's script is) that creates the model,
 `--n` crops once (the first pass: compiles or loads every shape it meets) and once more (the
 steady state), and reports both. Run 1 uses an empty cache directory ($TEXTREC_CACHE), run 2
 the same directory again: the compiled programs kept in $TEXTREC_CACHE/programs
-(textrec.inference.programs) and JAX's persistent compile cache. The
+(textrec.runtime.programs) and JAX's persistent compile cache. The
 crops are IC15 val crops, every k-th one tiled k = 1..6 times side by side so the widths
 span several buckets, as lines of a page do.
 

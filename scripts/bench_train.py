@@ -15,7 +15,7 @@ for the guided step the ratio to the same step with plain `lax` convs and XLA's 
 (forward / backward of each backbone stage, neck, heads, loss, optimiser) and per kind of
 operation, from the compiled HLO's op names; sums are thread time (2 threads on 2 cores).
 Each measurement runs in a child process with malloc's transparent huge pages on where they
-help (`textrec.hugepages`, as `python -m textrec.main` runs); `--hugepages` times the CTC-only
+help (`textrec.runtime.hugepages`, as `python -m textrec.main` runs); `--hugepages` times the CTC-only
 step with and without them and prints page faults and kernel time per step.
 """
 from __future__ import annotations
@@ -127,7 +127,7 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
   sys.path.insert(0, os.path.join(REPO, "configs"))
   import common  # noqa: F401  pylint: disable=unused-import
   from textrec.training import losses, optim, train, train_state as ts
-  from textrec import registry
+  from textrec.models import registry
   from textrec.models import recognizer
 
   cfg = common.base(model_name)
@@ -172,7 +172,8 @@ def bench(model_name: str, form: str, batch: int, steps: int, nrtr: bool,
   ref = dict(_RUSAGE)
   if reference:
     from textrec.models import layers
-    with layers.conv_impl("xla"):
+    from textrec.runtime import settings
+    with settings.conv_impl("xla"):
       ref_step = train.jit_train_step(model, tx, mesh, cfg.train)
       _, ref_s, _ = _time_steps(ref_step, state0, b, steps)
     ref.update(reference_step_ms=round(1000 * ref_s, 1), speedup=round(ref_s / step_s, 2))
@@ -214,7 +215,7 @@ def main() -> int:
           profile=True)
     return 0
   sys.path.insert(0, REPO)
-  from textrec import hugepages
+  from textrec.runtime import hugepages
   runs = []
   if args.hugepages:
     if not hugepages.useful():

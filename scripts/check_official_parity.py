@@ -44,7 +44,7 @@ def main() -> None:
 
   from textrec.training import metrics
   from textrec.inference import postprocess, preprocess
-  from textrec import registry
+  from textrec.models import registry
   from textrec.weights import official
 
   lines = pathlib.Path(args.data, "val.txt").read_text(encoding="utf-8").splitlines()

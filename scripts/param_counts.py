@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax
 
-from textrec import registry
+from textrec.models import registry
 from textrec.models import recognizer
 from textrec.weights.paddle import param_count
 

@@ -11,6 +11,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
 import bench_kernels  # noqa: E402  pylint: disable=g-import-not-at-top
 
 from textrec.models import layers  # noqa: E402
+from textrec.runtime import settings
 
 
 class _Toy(nn.Module):
@@ -26,7 +27,7 @@ class _Toy(nn.Module):
 def test_dense_ops_and_gflop_match_xla_cost_analysis():
   module = _Toy()
   variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 48, 320, 3)))
-  with layers.conv_impl("fast"):
+  with settings.conv_impl("fast"):
     ops = bench_kernels.dense_ops(module, variables, batch=2)
     x = jnp.zeros((2, 48, 320, 3), jnp.float32)
     cost = jax.jit(lambda v, x: module.apply(v, x)["ctc_logits"]).lower(
@@ -49,18 +50,18 @@ class _DwToy(nn.Module):
 
 
 def test_depthwise_ops_find_the_native_convs_and_count_their_flops():
-  from textrec.models import native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import native_depthwise  # pylint: disable=g-import-not-at-top
 
   if not native_depthwise.available():
     import pytest  # pylint: disable=g-import-not-at-top
     pytest.skip("native depthwise conv not in use here")
   module = _DwToy()
   variables = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 48, 320, 3)))
-  with layers.conv_impl("fast"):
+  with settings.conv_impl("fast"):
     ops = bench_kernels.depthwise_ops(module, variables, batch=2)
   assert dict(ops) == {("dw", (2, 48, 320, 16), (3, 3), (2, 1), (0, 0)): 1}
   op, = ops
-  with layers.conv_impl("xla"):  # the same conv as XLA's grouped convolution
+  with settings.conv_impl("xla"):  # the same conv as XLA's grouped convolution
     k = variables["params"]["Conv2D_1"]["kernel"]
     x = jnp.zeros((2, 48, 320, 16), jnp.float32)
     cost = jax.jit(lambda x: layers.conv2d(x, k, (2, 1), 0, 16)).lower(x).compile().cost_analysis()

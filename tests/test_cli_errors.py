@@ -105,7 +105,13 @@ def test_out_of_range_values(flags, expected):
 def test_wrong_kernel_choice_in_the_environment():
   _one_error(_run("--config.mode=predict", "--config.predict.input=README.md",
                   TEXTREC_XLA_CPU_LIBS="fast"),
-             "TEXTREC_XLA_CPU_LIBS='fast': expected auto, default or ynn_off")
+             "--config.runtime.xla_cpu_libs='fast': one of auto, default, ynn_off")
+
+
+def test_wrong_kernel_choice_in_the_config():
+  _one_error(_run("--config.mode=predict", "--config.predict.input=README.md",
+                  "--config.runtime.xla_cpu_libs=eigen"),
+             "--config.runtime.xla_cpu_libs='eigen': one of auto, default, ynn_off")
 
 
 def test_predict_without_input():

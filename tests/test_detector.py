@@ -15,8 +15,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from textrec.inference import preprocess  # noqa: E402
-from textrec import registry  # noqa: E402
+from textrec.models import registry  # noqa: E402
 from textrec.models import layers  # noqa: E402
+from textrec.runtime import settings
 from textrec.weights import official, onnx_import  # noqa: E402
 
 DET = "PP-OCRv4_mobile_det"
@@ -39,7 +40,7 @@ def _flax(name: str, kind: str):
   (One jit compile per shape is several times cheaper here than eager op-by-op apply.)"""
   variables = official.import_official_aux(name)
   model = registry.get_model(name, kind=kind)(deploy=True)
-  with layers.conv_impl("xla"):  # plain convs: the smallest programs to compile
+  with settings.conv_impl("xla"):  # plain convs: the smallest programs to compile
     fn = jax.jit(lambda x: model.apply(variables, x, train=False))
     return lambda x: fn(jnp.asarray(x))
 
@@ -49,7 +50,7 @@ def det():
   """(ours, onnxruntime): x [B, H, W, 3] -> shrink map [B, H, W, 1]."""
   ours = _flax(DET, "det")
   ref = _session(DET)
-  with layers.conv_impl("xla"):
+  with settings.conv_impl("xla"):
     yield (lambda x: np.asarray(ours(x)["maps"]), lambda x: ref(x).transpose(0, 2, 3, 1))
 
 
@@ -57,7 +58,7 @@ def det():
 def cls():
   """(ours, onnxruntime): x [B, 48, 192, 3] -> probabilities [B, 2]."""
   ours = _flax(CLS, "cls")
-  with layers.conv_impl("xla"):
+  with settings.conv_impl("xla"):
     yield (lambda x: np.asarray(ours(x)), _session(CLS))
 
 

@@ -255,8 +255,8 @@ def test_export_checkpoint_via_run(tmp_path):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
   from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-  from textrec.training import checkpoint  # pylint: disable=g-import-not-at-top
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.formats import checkpoint  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
 
   cs = charset_lib.from_chars(list("0123456789abcdefghijklmnopqrstuvwxyz"))
@@ -305,7 +305,7 @@ def test_export_of_paddle_weights_matches_paddle(paddle_ref_dir, tmp_path):
   from textrec.weights import paddle as pw  # pylint: disable=g-import-not-at-top
 
   state, io = replay(paddle_ref_dir, NAME, stop_after="head.ctc_head.fc.bias")
-  from textrec.registry import get_model  # pylint: disable=g-import-not-at-top
+  from textrec.models.registry import get_model  # pylint: disable=g-import-not-at-top
 
   train = get_model(NAME)(num_classes=6625, with_nrtr=False)
   variables = pw.paddle_to_flax(state, recognizer.variable_shapes(train, with_nrtr=False))

@@ -1,4 +1,4 @@
-"""textrec.hugepages: the glibc tunable is added once, other tunables kept, and the CLI's
+"""textrec.runtime.hugepages: the glibc tunable is added once, other tunables kept, and the CLI's
 re-exec gives the process the tunable exactly where it helps (THP mode `madvise`)."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pathlib
 import subprocess
 import sys
 
-from textrec import hugepages
+from textrec.runtime import hugepages
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PROBE = ("from textrec import hugepages; hugepages.reexec_with_hugepages(); import os; "
+PROBE = ("from textrec.runtime import hugepages; hugepages.reexec_with_hugepages(); import os; "
          "print(os.environ.get('GLIBC_TUNABLES', ''), os.getpid())")
 
 

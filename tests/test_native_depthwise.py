@@ -1,4 +1,4 @@
-"""The native depthwise conv (textrec/models/native_depthwise.cc) against XLA's own grouped
+"""The native depthwise conv (textrec/runtime/native_depthwise.cc) against XLA's own grouped
 convolution: values over kernel sizes, strides, paddings and channel counts (multiples of 16
 and not), gradients through layers.depthwise_multi, and the fall-back without a compiler."""
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from textrec.models import layers, native_depthwise
+from textrec.models import layers
+from textrec.runtime import native_depthwise
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -76,7 +77,8 @@ def test_depthwise_multi_runs_it_and_keeps_its_gradient():
 
 def test_without_a_compiler_it_falls_back_with_one_warning(tmp_path):
   code = ("import numpy as np, jax, jax.numpy as jnp\n"
-          "from textrec.models import layers, native_depthwise\n"
+          "from textrec.models import layers\n"
+          "from textrec.runtime import native_depthwise\n"
           "assert not native_depthwise.available()\n"
           "x = jnp.ones((1, 6, 9, 16)); k = jnp.ones((1, 3, 3, 16))\n"
           "f = jax.jit(lambda x, k: layers.depthwise_multi(x, k, jnp.zeros((0, 16)), 1, 1)[0])\n"

@@ -18,7 +18,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from textrec.inference import postprocess, preprocess  # noqa: E402
-from textrec import registry  # noqa: E402
+from textrec.models import registry  # noqa: E402
 from textrec.weights import official  # noqa: E402
 
 MODEL = "PP-OCRv4_mobile_rec"

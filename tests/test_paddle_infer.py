@@ -21,6 +21,8 @@ import pytest
 import ic15
 from paddle_ref import replay
 from textrec.models import layers
+from textrec.runtime import settings
+from textrec.formats import model_dir
 from textrec.weights import loader, paddle_infer, paddle_program, pdiparams
 from textrec.weights import paddle as pw
 
@@ -41,7 +43,7 @@ def _probs(name: str, d: paddle_infer.InferenceDir, x_nchw: np.ndarray) -> np.nd
   model, _ = paddle_infer.build_model(name, d.num_classes, d.deploy)
   # Plain convs, jitted: one compile of the graph takes a third of the time that running it
   # eagerly (one small compile per op) does on 2 CPU cores.
-  with layers.conv_impl("xla"):
+  with settings.conv_impl("xla"):
     fwd = jax.jit(lambda v, x: jax.nn.softmax(model.apply(v, x)["ctc_logits"], axis=-1))
     return np.asarray(fwd(d.variables, x_nchw.transpose(0, 2, 3, 1)))
 
@@ -281,20 +283,20 @@ def test_own_dictionary_decodes_with_its_characters(paddle_infer_dir, tmp_path):
 
 
 def test_kinds_are_told_apart_by_content(paddle_infer_dir, legacy_mobile, tmp_path):
-  assert loader.resolve(paddle_infer_dir / MOBILE)[0] == "paddle_infer"
-  assert loader.resolve(legacy_mobile)[0] == "paddle_infer"
-  assert loader.resolve(legacy_mobile / "inference.pdmodel") == ("paddle_infer",
+  assert model_dir.resolve(paddle_infer_dir / MOBILE)[0] == "paddle_infer"
+  assert model_dir.resolve(legacy_mobile)[0] == "paddle_infer"
+  assert model_dir.resolve(legacy_mobile / "inference.pdmodel") == ("paddle_infer",
                                                                  str(legacy_mobile))
   (tmp_path / "notes.txt").write_text("x")
   (tmp_path / "sub").mkdir()
   with pytest.raises(ValueError, match=r"not a model directory textrec reads \(found: "
                                        r"notes.txt, sub/\)\. Each kind needs: Paddle "
                                        r"inference dir: inference.json"):
-    loader.resolve(tmp_path)
+    model_dir.resolve(tmp_path)
   (tmp_path / "best_accuracy.pdparams").write_bytes(b"")
   (tmp_path / "latest.pdparams").write_bytes(b"")
-  assert loader.resolve(tmp_path) == ("pdparams", str(tmp_path / "best_accuracy.pdparams"))
-  assert loader.resolve(tmp_path / "latest") == ("pdparams", str(tmp_path / "latest.pdparams"))
+  assert model_dir.resolve(tmp_path) == ("pdparams", str(tmp_path / "best_accuracy.pdparams"))
+  assert model_dir.resolve(tmp_path / "latest") == ("pdparams", str(tmp_path / "latest.pdparams"))
 
 
 # ----------------------------------------------------------------------------- .pdparams

@@ -9,7 +9,7 @@ import pytest
 
 from paddle_ref import manifest, replay
 from textrec.models import recognizer
-from textrec.registry import get_model
+from textrec.models.registry import get_model
 from textrec.weights import paddle as pw
 
 MODEL = "PP-OCRv4_mobile_rec"

@@ -24,6 +24,7 @@ from PIL import Image
 from textrec import charset as charset_lib
 from textrec.inference import postprocess
 from textrec.inference import predictor
+from textrec.runtime import compile_cache
 from textrec.inference import preprocess
 from textrec.inference import results
 
@@ -330,7 +331,7 @@ def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(predictor, "create_model",
                       lambda name, model_dir=None, batch_size=8, rotate_tall=0.0, **kw:
                       asked.update(rotate_tall=rotate_tall) or tiny)
-  monkeypatch.setattr(predictor, "enable_compile_cache", lambda: None)  # no global side effect
+  monkeypatch.setattr(compile_cache, "enable", lambda: None)  # no global side effect
   out = tmp_path / "out"
   code = predictor.run(_config(input=str(d), output_dir=str(out), batch_size=4,
                                rotate_tall=1.5))
@@ -425,9 +426,9 @@ def test_official_cli_predict_subprocess(official_model, ic15_dir, tmp_path):
 
 
 def test_official_via_orbax_run_dir(official_model, tmp_path):
-  """model_dir = a training run dir (best_model/ written by textrec.training.checkpoint) rebuilds the
+  """model_dir = a training run dir (best_model/ written by textrec.formats.checkpoint) rebuilds the
   official network: same module, same variables, same dictionary."""
-  from textrec.training import checkpoint  # pylint: disable=g-import-not-at-top
+  from textrec.formats import checkpoint  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   variables, cs = official.load_official("PP-OCRv4_mobile_rec")

@@ -1,4 +1,4 @@
-"""Compiled programs kept on disk (textrec.inference.programs): a later process loads them
+"""Compiled programs kept on disk (textrec.runtime.programs): a later process loads them
 instead of tracing and compiling, gets the same outputs, and survives a damaged file."""
 import json
 import os
@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from textrec.inference import programs
+    from textrec.runtime import programs
     calls = []
     def fn(v, x):
       calls.append(1)  # runs only when traced

@@ -11,7 +11,7 @@ import time
 import jax
 import numpy as np
 
-from textrec.training import checkpoint
+from textrec.formats import checkpoint
 
 sys.path.insert(0, os.path.dirname(__file__))
 import train_utils  # noqa: E402

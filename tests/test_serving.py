@@ -376,11 +376,11 @@ def test_official_onnx_as_inference_dir(tmp_path, recognizer, crops):
   """The official ONNX wrapped as an exported dir: what backend=onnx serves without a
   model_dir; reads as onnxruntime on the official file does through the same pipeline."""
   from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
-  from textrec.weights import official  # pylint: disable=g-import-not-at-top
+  from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
-  d = official.inference_dir(NAME, str(tmp_path / "x"))
+  d = onnx_backend.official_dir(NAME, str(tmp_path / "x"))
   assert sorted(os.listdir(d)) == ["inference.onnx", "inference.yml"]
-  assert official.inference_dir(NAME, d) == d  # reused
+  assert onnx_backend.official_dir(NAME, d) == d  # reused
   model = predictor.create_model(NAME, model_dir=d)
   assert not model.pad_batch and model.source == f"exported:{d}"
   imgs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for _, b in crops[:4]]

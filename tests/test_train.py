@@ -13,7 +13,7 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
-from textrec.training import checkpoint, optim, train
+from textrec.formats import checkpoint, optim, train
 from textrec.training import train_state as ts
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -1,4 +1,4 @@
-"""XLA:CPU kernel choice per program (textrec.inference.xla_cpu): measured once, recorded on
+"""XLA:CPU kernel choice per program (textrec.runtime.xla_cpu): measured once, recorded on
 disk, reused by later compiles and processes, overridable, and the same outputs either way."""
 import json
 import time
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from textrec.inference import programs, xla_cpu
+from textrec.runtime import programs, xla_cpu
 
 
 def _fn(v, x):
@@ -24,7 +24,7 @@ def _variables():
 @pytest.fixture()
 def cache(tmp_path, monkeypatch):
   monkeypatch.setenv("TEXTREC_CACHE", str(tmp_path))
-  monkeypatch.delenv(xla_cpu.ENV, raising=False)
+  monkeypatch.setattr(settings, "_CURRENT", [settings.Settings()])
   monkeypatch.setattr(xla_cpu, "_MEMORY", {})
   return tmp_path / "programs"
 
@@ -87,7 +87,7 @@ def test_one_image_has_its_own_choice(cache, monkeypatch):
 
 @pytest.mark.parametrize("variant", sorted(xla_cpu.VARIANTS))
 def test_forced_variant_is_used_and_agrees(cache, monkeypatch, variant):
-  monkeypatch.setenv(xla_cpu.ENV, variant)
+  settings.configure(xla_cpu_libs=variant)
   compiled_with = []
   real = jax.stages.Lowered.compile
 
@@ -103,6 +103,7 @@ def test_forced_variant_is_used_and_agrees(cache, monkeypatch, variant):
 
 
 def test_a_wrong_setting_is_named(monkeypatch):
-  monkeypatch.setenv(xla_cpu.ENV, "fast")
-  with pytest.raises(ValueError, match=f"{xla_cpu.ENV}='fast': expected auto, default or ynn_off"):
-    xla_cpu.forced()
+  monkeypatch.setattr(settings, "_CURRENT", [settings.Settings()])
+  with pytest.raises(ValueError, match="runtime.xla_cpu_libs='fast': one of auto, default, ynn_off"):
+    settings.configure(xla_cpu_libs="fast")
+  assert settings.get().xla_cpu_libs == "auto"

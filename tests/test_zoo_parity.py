@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from paddle_ref import manifest, replay
-from textrec import registry
+from textrec.models import registry
 from textrec.models import layers, pphgnet, recognizer, repsvtr, svtrv2, zoo
+from textrec.runtime import settings
 from textrec.weights import paddle as pw
 
 MODELS = ("PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec")
@@ -27,7 +28,7 @@ def _forward(model, variables, x):
   # Plain XLA convs (Conv2D's "fast" path is checked against "xla" on its own), jitted: one
   # compile of the graph takes a third of the time that running it eagerly (one small compile
   # per op) does on 2 CPU cores.
-  with layers.conv_impl("xla"):
+  with settings.conv_impl("xla"):
     out = jax.jit(lambda v, x: model.apply(v, x, train=False, return_features=True))(
         variables, x)
   return {"backbone": np.asarray(out["backbone_feat"]).transpose(0, 3, 1, 2),  # NCHW as Paddle

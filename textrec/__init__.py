@@ -1,16 +1,8 @@
 """textrec: PaddleOCR/PaddleX text recognition in JAX/Flax."""
 from __future__ import annotations
 
-import os
 
 __version__ = "0.1.0"
-
-
-def cache_root() -> str:
-  """Where textrec keeps what it builds once per machine: `$TEXTREC_CACHE`, default
-  `~/.cache/textrec` (official weights, compiled programs, the native kernel)."""
-  return os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                         "textrec")
 
 
 def create_model(name: str, model_dir: str | None = None, **kwargs):

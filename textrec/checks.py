@@ -11,7 +11,8 @@ import importlib.util
 import os
 from typing import Any
 
-from textrec.cli import UsageError
+from textrec.errors import UsageError
+from textrec.runtime import settings
 
 FORMATS = ("onnx", "saved_model", "all")
 _WEIGHTS_KINDS = ("a PaddleOCR .pdparams file, a Paddle inference directory or a textrec "
@@ -75,7 +76,7 @@ def check_dataset_dir(dataset_dir: str, splits: tuple[str, ...]) -> None:
 def check_model(name: str, weights: str, weights_flag: str) -> None:
   """`name` is registered, and has official weights when `weights` ("" / "official") asks
   for them; else UsageError naming `weights_flag`, where the weights can be given."""
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
 
   names = registry.model_names()
   if name not in names:
@@ -128,11 +129,10 @@ def check_predict_input(value: str) -> list[str]:
 def check_config(config: Any) -> None:
   """Raises UsageError for the first mistake in what `config.mode` uses."""
   mode = config.mode
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
   try:
-    xla_cpu.forced()
+    settings.configure(**dict(config.get("runtime") or {}))
   except ValueError as e:
-    raise UsageError(f"environment: {e}") from None
+    raise UsageError(f"--config.{e}") from None
   _one_of("model.dtype", config.model.dtype, ("float32", "bfloat16"))
   if os.path.isfile(config.output_dir):
     raise UsageError(f"--config.output_dir={config.output_dir}: is a file, not a directory")

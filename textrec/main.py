@@ -2,7 +2,7 @@
 
 Dispatches on `config.mode`: train | evaluate | predict | check_dataset | export | serve.
 On Linux it first re-executes itself with transparent huge pages for malloc
-(`textrec.hugepages`: XLA:CPU train steps 1.1-1.3x faster; TEXTREC_HUGEPAGES=0 opts out).
+(`textrec.runtime.hugepages`; --config.runtime.hugepages=False opts out).
 Exit codes: 0 done, 1 some of the work failed, 2 a usage error, printed as one `error: ...`
 line (`textrec.cli`; TEXTREC_DEBUG=1 or --verbosity=1 shows the traceback instead).
 """
@@ -15,7 +15,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from textrec import checks
 from textrec import cli
+from textrec.runtime import hugepages
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -55,13 +57,10 @@ def run(config) -> int:
   if config.mode not in MODES:
     raise cli.UsageError(f"--config.mode={config.mode}: unknown mode; one of "
                          f"{', '.join(MODES)}")
-  from textrec import checks  # pylint: disable=g-import-not-at-top
-
   checks.check_config(config)
   if config.mode in ("train", "evaluate"):  # predict enables it itself
-    from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
-
-    predictor.enable_compile_cache()  # on disk: a second run skips most compiles
+    # JAX loads here, not at the top: the CLI re-executes itself before (runtime.hugepages)
+    importlib.import_module("textrec.runtime.compile_cache").enable()
   target = MODES[config.mode]
   if "ocr" in config and config.mode in OCR_MODES:  # configs/ocr.py: whole images
     target = OCR_MODES[config.mode]
@@ -70,7 +69,5 @@ def run(config) -> int:
 
 
 if __name__ == "__main__":
-  from textrec import hugepages  # pylint: disable=g-import-not-at-top
-
   hugepages.reexec_with_hugepages()
   app.run(main, flags_parser=cli.parse_flags)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from textrec import charset as charset_lib
+from textrec import files
 from textrec.data import labels, pipeline, source
 
 SPLITS = ("train", "val")
@@ -62,10 +63,7 @@ def split_dataset(dataset_dir: str, train_percent: int, val_percent: int, seed: 
     path = os.path.join(dataset_dir, f"{split}.txt")
     if os.path.isfile(path) and not os.path.exists(path + ".bak"):
       os.replace(path, path + ".bak")
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-      f.writelines(parts[split])
-    os.replace(tmp, path)
+    files.atomic_write(path, b"".join(parts[split]))
   return len(parts["train"]), len(parts["val"])
 
 

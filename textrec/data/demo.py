@@ -13,13 +13,13 @@ model's character set comes from its own metadata, not from this file.
 from __future__ import annotations
 
 import os
-import shutil
 import string
-import tempfile
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from textrec import files
 
 VERSION = "v1"
 NUM_TRAIN = 512
@@ -35,11 +35,6 @@ _WORDS = ("total", "price", "date", "open", "exit", "street", "road", "hotel", "
           "sale", "free", "new", "city", "park", "station", "north", "east", "west", "south",
           "market", "table", "stop", "only", "room", "floor", "hour", "day", "text", "paddle",
           "jax", "flax", "model", "train", "cash", "card", "menu", "tea", "bus", "taxi")
-
-
-def cache_root() -> str:
-  return os.environ.get("TEXTREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                         "textrec")
 
 
 def font_files() -> list[str]:
@@ -135,20 +130,9 @@ def generate(out_dir: str, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL,
 
 def demo_dataset_dir() -> str:
   """Path of the demo dataset, generating it on first use (a few seconds)."""
-  final = os.path.join(cache_root(), "demo_data", VERSION)
+  final = os.path.join(files.cache_root(), "demo_data", VERSION)
   if os.path.isfile(os.path.join(final, "dict.txt")):
     return final
-  parent = os.path.dirname(final)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{VERSION}-tmp-", dir=parent)
-  try:
+  with files.atomic_dir(final, complete="dict.txt") as tmp:
     generate(tmp)
-    try:
-      os.rename(tmp, final)
-    except OSError:
-      if not os.path.isfile(os.path.join(final, "dict.txt")):
-        raise
-  finally:
-    if os.path.isdir(tmp):
-      shutil.rmtree(tmp, ignore_errors=True)
   return final

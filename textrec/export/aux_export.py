@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-ONNX_FILE = "inference.onnx"
-YML_FILE = "inference.yml"
+from textrec.formats import inference_yml
+
 INPUTS = {"det": ("B", 3, "32*h", "32*w"), "cls": ("B", 3, 48, 192)}
 OUTPUTS = {"det": "maps", "cls": "probs"}
 TOLERANCE = 1e-4
@@ -42,7 +42,7 @@ def inference_config(name: str, kind: str, source: str) -> dict:
                   "shape": [-1, 3, -1, -1] if kind == "det" else [-1, 3, 48, 192]},
         "output": {"name": OUTPUTS[kind], "dtype": "float32"}}
   cfg: dict[str, Any] = {"Global": {"model_name": name, "source": source, "producer": "textrec",
-                                    "files": {"onnx": ONNX_FILE}, **io}}
+                                    "files": {"onnx": inference_yml.ONNX_FILE}, **io}}
   if kind == "det":
     db = det_postprocess.DBParams()
     cfg["PreProcess"] = {"transform_ops": [
@@ -63,18 +63,6 @@ def inference_config(name: str, kind: str, source: str) -> dict:
   return cfg
 
 
-def check_yml(path: str, name: str) -> None:
-  """Raises unless path/inference.yml is a textrec export of `name`."""
-  import yaml  # pylint: disable=g-import-not-at-top
-
-  where = os.path.join(path, YML_FILE)
-  with open(where, encoding="utf-8") as f:
-    cfg = yaml.safe_load(f) or {}
-  got = (cfg.get("Global") or {}).get("model_name")
-  if got != name:
-    raise ValueError(f"{where}: an export of {got!r}, not {name!r}")
-
-
 def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, opset: int = 17,
                source: str = "", check: bool = True) -> dict[str, str]:
   """Writes out_dir/inference.onnx and inference.yml; checks the ONNX against JAX on random
@@ -84,24 +72,25 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
   import onnx  # pylint: disable=g-import-not-at-top
 
   from textrec.export import converters, export  # pylint: disable=g-import-not-at-top
-  from textrec.models import layers  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   os.makedirs(out_dir, exist_ok=True)
   fn = _nchw_fn(name, kind, variables)
   t0 = time.perf_counter()
-  with converters.quiet_serde(), converters._lax_level_plugins(), layers.conv_impl("xla"):  # pylint: disable=protected-access
+  with converters.quiet_serde(), converters._lax_level_plugins(), settings.conv_impl("xla"):  # pylint: disable=protected-access
     model = jax2onnx.to_onnx(fn, inputs=[INPUTS[kind]], opset=opset, model_name=name,
                              input_names=["x"], output_names=[OUTPUTS[kind]])
   onnx.helper.set_model_props(model, {"model_name": name, "producer": "textrec"})
   onnx.checker.check_model(model)
-  onnx.save(model, os.path.join(out_dir, ONNX_FILE))
+  onnx.save(model, os.path.join(out_dir, inference_yml.ONNX_FILE))
   print(f"export: {name} ONNX (opset {opset}) in {time.perf_counter() - t0:.0f} s",
         file=sys.stderr)
-  export.write_yml(os.path.join(out_dir, YML_FILE), inference_config(name, kind, source))
+  inference_yml.write(os.path.join(out_dir, inference_yml.YML_FILE),
+                      inference_config(name, kind, source))
   if check:
     from textrec.pipelines import forward  # pylint: disable=g-import-not-at-top
 
-    ort_fn = forward.OnnxForward(os.path.join(out_dir, ONNX_FILE), kind)
+    ort_fn = forward.OnnxForward(os.path.join(out_dir, inference_yml.ONNX_FILE), kind)
     rng = np.random.default_rng(0)
     shapes = [(2, 96, 160, 3), (1, 64, 224, 3)] if kind == "det" else [(3, 48, 192, 3)]
     jfn = jax.jit(forward.model_fn(name, kind))
@@ -112,7 +101,8 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
     if err > TOLERANCE:
       raise RuntimeError(f"export: {name} ONNX differs from JAX by {err:.2e} > {TOLERANCE:.0e}")
     print(f"export: {name} ONNX vs JAX on random inputs: max |Δ| = {err:.2e}", file=sys.stderr)
-  return {"onnx": os.path.join(out_dir, ONNX_FILE), "yml": os.path.join(out_dir, YML_FILE)}
+  return {"onnx": os.path.join(out_dir, inference_yml.ONNX_FILE),
+          "yml": os.path.join(out_dir, inference_yml.YML_FILE)}
 
 
 def run_ocr(config) -> int:

@@ -119,9 +119,9 @@ def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
-  with quiet_serde(), _lax_level_plugins(), layers.conv_impl("xla"), native_depthwise.disabled():
+  with quiet_serde(), _lax_level_plugins(), settings.conv_impl("xla"), settings.native_kernels_off():
     model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
                              model_name=name, input_names=[INPUT_NAME],
                              output_names=[OUTPUT_NAME])
@@ -138,13 +138,13 @@ def save_saved_model(fn: Callable, path: str, height: int = preprocess.HEIGHT) -
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   spec = tf.TensorSpec([None, 3, height, None], tf.float32, name=INPUT_NAME)
   err = None
   # tf.saved_model.save traces the function again: it too runs under "xla" convs, and
   # without the native kernel (TF cannot run it).
-  with layers.conv_impl("xla"), native_depthwise.disabled():
+  with settings.conv_impl("xla"), settings.native_kernels_off():
     for platforms in (("cpu", "cuda"), ("cpu",)):
       try:
         converted = jax2tf.convert(fn, polymorphic_shapes=[f"(b, 3, {height}, w)"],

@@ -13,7 +13,7 @@ writes `<output_dir>/inference/`:
                    normalisation and the character list: all a server needs.
 The model is the deploy form: LearnableRepLayers fused (textrec/models/reparam.py) and no
 NRTR guidance head. Without `weight_path` the official weights are exported; otherwise
-`weight_path` is a Paddle inference dir, an Orbax run/checkpoint dir (textrec/training/checkpoint.py) or
+`weight_path` is a Paddle inference dir, an Orbax run/checkpoint dir (textrec/formats/checkpoint.py) or
 a PaddleOCR `.pdparams` file (textrec/weights/loader.py tells them apart).
 
 How the graph is made (each step checked against the plain JAX model after export):
@@ -34,14 +34,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from textrec import charset as charset_lib
+from textrec.formats import inference_yml, model_dir
 from textrec.export import converters
 from textrec.inference import preprocess
 from textrec.export.converters import INPUT_NAME, OUTPUT_NAME, load_saved_model  # noqa: F401
 
 INFERENCE_DIR = "inference"
-ONNX_FILE = "inference.onnx"
 SAVED_MODEL_DIR = "saved_model"
-YML_FILE = "inference.yml"
 FORMATS = ("onnx", "saved_model", "all")
 TOLERANCE = 1e-4  # max |Δprob| the export self-check accepts
 
@@ -53,7 +52,7 @@ def inference_module(name: str, num_classes: int, dtype: Any = None):
   """The registered model `name` in deploy form, without training-only branches."""
   import inspect  # pylint: disable=g-import-not-at-top
 
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
 
   ctor = registry.get_model(name)
   kw: dict[str, Any] = dict(num_classes=num_classes, deploy=True)
@@ -111,7 +110,7 @@ def load_weights(name: str, weight_path: str = "", dict_path: str = "",
   """
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  if weight_path and loader.source_kind(weight_path) == "exported":
+  if weight_path and model_dir.resolve(weight_path)[0] == "exported":
     raise ValueError(f"export.weight_path {weight_path!r} is a textrec export already; pass "
                      "the training checkpoint it came from")
   w = loader.load_weights(name, weight_path, dict_path or None, prefix=prefix)
@@ -168,47 +167,6 @@ def probs_fn(module, variables: dict, fold_bn: bool = False) -> Callable:
 # ----------------------------------------------------------------------------- inference.yml
 
 
-def inference_config(name: str, cs: charset_lib.Charset, files: dict[str, str],
-                     height: int = preprocess.HEIGHT, source: str = "") -> dict:
-  """What inference.yml holds: PaddleX's fields (Global.model_name, PreProcess.transform_ops,
-  PostProcess.name / character_dict, so stacks that read PaddleX's yml read ours) and ours
-  beside them (files, input/output, pad widths, normalisation)."""
-  return {
-      "Global": {"model_name": name, "source": source, "files": dict(files),
-                 "input": {"name": INPUT_NAME, "dtype": "float32", "layout": "NCHW",
-                           "shape": [-1, 3, height, -1]},
-                 "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, -1,
-                                                                             cs.num_classes],
-                            "meaning": "per-frame class probabilities (softmax); T = W / 8 "
-                                       "when W is a multiple of 8"}},
-      "PreProcess": {
-          "color": "BGR",
-          "height": height,
-          "resize": "keep aspect: width = min(ceil(height * w / h), max_width), "
-                    "cv2.INTER_LINEAR; then zero-pad on the right to the pad width",
-          "min_width": preprocess.MIN_WIDTH,
-          "max_width": preprocess.MAX_WIDTH,
-          "pad_widths": list(preprocess.BUCKETS),
-          "pad_width_rule": "smallest pad width >= max(min_width, resized width); any width "
-                            "works, these keep results batch-independent",
-          "normalize": {"scale": 1.0 / 255.0, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-                        "formula": "(x * scale - mean) / std", "pad_value": 0.0},
-          # PaddleX's reading of the same rules (its TextRecPredictor builds from these).
-          "transform_ops": [{"DecodeImage": {"channel_first": False, "img_mode": "BGR"}},
-                            {"RecResizeImg": {"image_shape": [3, height, 320]}}],
-      },
-      "PostProcess": {"name": "CTCLabelDecode", "blank_index": 0,
-                      "character_dict": charset_lib.paddle_list(cs.chars)},
-  }
-
-
-def write_yml(path: str, cfg: dict) -> None:
-  import yaml  # pylint: disable=g-import-not-at-top
-
-  with open(path, "w", encoding="utf-8") as f:
-    yaml.safe_dump(cfg, f, allow_unicode=True, sort_keys=False, width=100)
-
-
 # ----------------------------------------------------------------------------- export
 
 
@@ -247,10 +205,10 @@ def check_export(fn: Callable, out_dir: str, height: int = preprocess.HEIGHT,
             f"{tol:.0e} alone", file=sys.stderr)
   bar = max(tol, 4 * roundoff)
   runners = {}
-  if os.path.isfile(os.path.join(out_dir, ONNX_FILE)):
+  if os.path.isfile(os.path.join(out_dir, inference_yml.ONNX_FILE)):
     from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
-    runners[ONNX_FILE] = onnx_backend.load_inference_dir(out_dir)[0]
+    runners[inference_yml.ONNX_FILE] = onnx_backend.load_inference_dir(out_dir)[0]
   if os.path.isdir(os.path.join(out_dir, SAVED_MODEL_DIR)):
     runners[SAVED_MODEL_DIR] = load_saved_model(os.path.join(out_dir, SAVED_MODEL_DIR))
   out = {"jax_roundoff": roundoff}
@@ -292,16 +250,17 @@ def export(name: str, module, variables: dict, cs: charset_lib.Charset, out_dir:
 
     t0 = time.perf_counter()
     model = converters.to_onnx(fn, height, opset, name, cs.chars)
-    onnx.save(model, os.path.join(out_dir, ONNX_FILE))
-    files["onnx"] = ONNX_FILE
+    onnx.save(model, os.path.join(out_dir, inference_yml.ONNX_FILE))
+    files["onnx"] = inference_yml.ONNX_FILE
     print(f"export: ONNX (opset {opset}) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
   if fmt in ("saved_model", "all"):
     t0 = time.perf_counter()
     converters.save_saved_model(fn, os.path.join(out_dir, SAVED_MODEL_DIR), height)
     files["saved_model"] = SAVED_MODEL_DIR
     print(f"export: SavedModel in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-  write_yml(os.path.join(out_dir, YML_FILE), inference_config(name, cs, files, height, source))
-  files["yml"] = YML_FILE
+  inference_yml.write(os.path.join(out_dir, inference_yml.YML_FILE),
+                      onnx_backend.inference_config(name, cs, files, height, source))
+  files["yml"] = inference_yml.YML_FILE
   if check:  # against the model as JAX runs it (BatchNorm unfolded, "fast" convs)
     diffs = check_export(probs_fn(module, variables, fold_bn=False), out_dir, height,
                          fn64=_float64_fn(name, module, variables))

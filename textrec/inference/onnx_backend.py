@@ -12,40 +12,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from textrec import files
 from textrec.charset import Charset
-
-YML_FILE = "inference.yml"
-
-
-def _get(cfg: Any, path: str, where: str) -> Any:
-  node = cfg
-  for key in path.split("."):
-    if not isinstance(node, dict) or key not in node:
-      raise ValueError(f"{where}: missing key {path!r}; re-export the model with "
-                       "`--config.mode=export`")
-    node = node[key]
-  return node
-
-
-def read_inference_yml(path: str) -> dict:
-  """Parses `<dir>/inference.yml` (or the file itself); raises naming the file on errors."""
-  import yaml  # pylint: disable=g-import-not-at-top
-
-  yml = os.path.join(path, YML_FILE) if os.path.isdir(path) else path
-  if not os.path.isfile(yml):
-    raise FileNotFoundError(f"{yml} not found: not an exported inference dir "
-                            "(write one with --config.mode=export)")
-  try:
-    with open(yml, encoding="utf-8") as f:
-      cfg = yaml.safe_load(f)
-  except yaml.YAMLError as e:
-    mark = getattr(e, "problem_mark", None)
-    line = f" line {mark.line + 1}" if mark is not None else ""
-    raise ValueError(f"{yml}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-  if not isinstance(cfg, dict):
-    raise ValueError(f"{yml}: expected a mapping with Global/PreProcess/PostProcess")
-  return cfg
-
+from textrec.formats import inference_yml
+from textrec.inference import preprocess
+from textrec.weights import official, onnx_import
 
 def _providers() -> list[str]:
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
@@ -67,19 +38,19 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
   path = os.fspath(path)
-  cfg = read_inference_yml(path)
-  where = os.path.join(path, YML_FILE)
-  files = _get(cfg, "Global.files", where)
+  cfg = inference_yml.read(path)
+  where = inference_yml.path_of(path)
+  files = inference_yml.get(cfg, "Global.files", where)
   if "onnx" not in files:
     raise FileNotFoundError(f"{where}: this export has no ONNX file (files: {sorted(files)}); "
                             "re-export with --config.export.format=onnx or all")
   onnx_path = os.path.join(path, files["onnx"])
   if not os.path.isfile(onnx_path):
     raise FileNotFoundError(f"{onnx_path} (named in {where}) is missing")
-  chars = _get(cfg, "PostProcess.character_dict", where)
-  height = int(_get(cfg, "PreProcess.height", where))
-  in_name = _get(cfg, "Global.input.name", where)
-  out_name = _get(cfg, "Global.output.name", where)
+  chars = inference_yml.get(cfg, "PostProcess.character_dict", where)
+  height = int(inference_yml.get(cfg, "PreProcess.height", where))
+  in_name = inference_yml.get(cfg, "Global.input.name", where)
+  out_name = inference_yml.get(cfg, "Global.output.name", where)
 
   opts = ort.SessionOptions()
   if intra_op_threads:
@@ -89,10 +60,8 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   sess = ort.InferenceSession(onnx_path, opts, providers=providers or _providers())
   n_cls = sess.get_outputs()[0].shape[-1]
   if not isinstance(n_cls, int):
-    n_cls = int(_get(cfg, "Global.output.shape", where)[-1])
-  from textrec.weights import paddle_infer  # pylint: disable=g-import-not-at-top
-
-  cs = paddle_infer.yml_charset(chars, n_cls, f"{where} (for {onnx_path})")
+    n_cls = int(inference_yml.get(cfg, "Global.output.shape", where)[-1])
+  cs = inference_yml.charset_of(chars, n_cls, f"{where} (for {onnx_path})")
 
   def forward(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
@@ -102,7 +71,38 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
     return sess.run([out_name], {in_name: x})[0]
 
   pre = cfg.get("PreProcess", {})
-  meta = dict(model_name=_get(cfg, "Global.model_name", where), height=height,
+  meta = dict(model_name=inference_yml.get(cfg, "Global.model_name", where), height=height,
               min_width=pre.get("min_width"), max_width=pre.get("max_width"),
               pad_widths=tuple(pre.get("pad_widths") or ()), onnx_path=onnx_path, yml=cfg)
   return forward, cs, meta
+
+
+def inference_config(name: str, cs: Charset, model_files: dict[str, str],
+                     height: int = preprocess.HEIGHT, source: str = "",
+                     input_name: str = "x", output_name: str = "probs") -> dict:
+  """inference.yml of a recognizer export (textrec.formats.inference_yml.rec_config) with
+  this version's preprocessing."""
+  return inference_yml.rec_config(
+      name, cs, model_files, height=height, min_width=preprocess.MIN_WIDTH,
+      max_width=preprocess.MAX_WIDTH, pad_widths=preprocess.BUCKETS, input_name=input_name,
+      output_name=output_name, source=source)
+
+
+def official_dir(model_name: str = "PP-OCRv4_mobile_rec", out_dir: str | None = None) -> str:
+  """The official ONNX as an exported inference dir (inference.yml + a link to the file), so
+  `load_inference_dir` runs it without an export; written once, default
+  `<official cache dir>-onnx`."""
+  import onnx  # pylint: disable=g-import-not-at-top
+
+  onnx_path = official.official_onnx_path(model_name)
+  out_dir = out_dir or official.cache_dir(model_name) + "-onnx"
+  if os.path.isfile(os.path.join(out_dir, inference_yml.YML_FILE)):
+    return out_dir
+  m = onnx.load(onnx_path, load_external_data=False)
+  cfg = inference_config(model_name, onnx_import.charset_from_onnx(m), {"onnx": "inference.onnx"},
+                         source=f"official:{onnx_path}", input_name=m.graph.input[0].name,
+                         output_name=m.graph.output[0].name)
+  with files.atomic_dir(out_dir, complete=inference_yml.YML_FILE) as tmp:
+    os.symlink(onnx_path, os.path.join(tmp, inference_yml.ONNX_FILE))
+    inference_yml.write(os.path.join(tmp, inference_yml.YML_FILE), cfg)
+  return out_dir

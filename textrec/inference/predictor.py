@@ -8,13 +8,13 @@ run through a jitted forward with its batch dimension padded to a small fixed se
 (powers of 4 up to `batch_size`), then the results are put back in input order.
 Compiled programs are cached by (batch, width).
 
-Weights (`model_dir`, told apart by content: textrec.weights.loader.resolve):
+Weights (`model_dir`, told apart by content: textrec.formats.model_dir.resolve):
   None                      the official weights (textrec/weights/official.py)
   Paddle inference dir      PaddleX / PaddleOCR: inference.json or .pdmodel + .pdiparams
                             (textrec/weights/paddle_infer.py)
   textrec export            inference.yml + inference.onnx (onnxruntime, textrec.export.export)
   file *.pdparams           PaddleOCR training weights (textrec/weights/paddle.py)
-  run / checkpoint dir      an Orbax checkpoint written by training (textrec/training/checkpoint.py)
+  run / checkpoint dir      an Orbax checkpoint written by training (textrec/formats/checkpoint.py)
 JAX inference always runs the fused (deploy) form, whatever form the weights came in.
 """
 from __future__ import annotations
@@ -28,10 +28,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 import textrec
+from textrec.formats import model_dir as model_dirs
 from textrec.inference import inputs as inputs_lib
 from textrec.inference import postprocess
 from textrec.inference import preprocess
-from textrec.inference import programs
+from textrec.runtime import compile_cache, programs
 from textrec.charset import Charset
 from textrec.inference.results import TextRecResult
 
@@ -54,7 +55,7 @@ def batch_sizes(batch_size: int) -> tuple[int, ...]:
 
 class FlaxForward(programs.FlaxForward):
   """A flax recognizer as a probs_fn: jitted apply + softmax over classes, compiled per
-  (batch, width) and kept (textrec.inference.programs: in memory and on disk)."""
+  (batch, width) and kept (textrec.runtime.programs: in memory and on disk)."""
 
   def __init__(self, module, variables: dict[str, Any]):
     import jax  # pylint: disable=g-import-not-at-top
@@ -178,14 +179,14 @@ def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
   else, naming what was found and what each kind needs."""
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  return loader.source_kind(model_dir)
+  return model_dirs.resolve(model_dir)[0]
 
 
 def _flax_module(name: str, num_classes: int, deploy: bool):
   """The registered model, without its training-only branches where it has a switch."""
   import inspect  # pylint: disable=g-import-not-at-top
 
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
 
   ctor = registry.get_model(name)
   kw = dict(num_classes=num_classes, deploy=deploy)
@@ -202,7 +203,7 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
   of a distillation .pdparams; session_config: onnxruntime's, for an exported dir."""
   from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
-  kind, resolved = loader.resolve(model_dir)
+  kind, resolved = model_dirs.resolve(model_dir)
   if kind == "exported":
     from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
@@ -243,24 +244,13 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
 
   if model_dir_kind(model_dir) != "exported":  # (an export runs without JAX)
     checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
-    enable_compile_cache()  # a fresh process reuses earlier runs' compiled programs
+    compile_cache.enable()  # a fresh process reuses earlier runs' compiled programs
   probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
                         rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"))
 
 
 # ----------------------------------------------------------------------------- CLI
-
-
-def enable_compile_cache() -> None:
-  """Keeps compiled programs on disk ($TEXTREC_CACHE/jax, default ~/.cache/textrec/jax), so
-  a later run skips most of each (batch, width) compile; a cache dir set by the user wins."""
-  import jax  # pylint: disable=g-import-not-at-top
-
-  if jax.config.jax_compilation_cache_dir:
-    return
-  base = textrec.cache_root()
-  jax.config.update("jax_compilation_cache_dir", os.path.join(base, "jax"))
 
 
 def run(config) -> int:

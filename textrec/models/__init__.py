@@ -1,4 +1,5 @@
-"""Model zoo. Importing this package registers every model in textrec.registry.
+"""Model zoo: the networks and their registry (textrec.models.registry; `get_model(name)`
+imports the module of a built-in model on first use).
 
 Contract shared by all recognizers (textrec/models/recognizer.py):
   * `get_model(name)(num_classes=..., deploy=False, dtype=jnp.float32, ...)` returns a
@@ -16,8 +17,3 @@ so recognizer code paths never list them: `get_model("PP-OCRv4_mobile_det", kind
 `get_model("ch_ppocr_mobile_v2.0_cls", kind="cls")` (textrec/models/classifier.py:
 x [B, 48, 192, 3] -> probabilities [B, 2] over ('0', '180')).
 """
-from textrec.models import recognizer  # noqa: F401
-from textrec.models import zoo  # noqa: F401
-from textrec.models import tiny  # noqa: F401
-from textrec.models import detector  # noqa: F401  (kind "det")
-from textrec.models import classifier  # noqa: F401  (kind "cls")

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from textrec.models import layers
 from textrec.models.pplcnetv3 import ConvBNLayer, SELayer, Stride, make_divisible
-from textrec.registry import register_model
+from textrec.models.registry import register_model
 
 LABELS = ("0", "180")
 # MobileNetV3 small: (kernel, expansion, out_c, use_se, activation, stride), before scaling.

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from textrec.models import det_fpn, det_head, pplcnetv3
-from textrec.registry import register_model
+from textrec.models.registry import register_model
 
 
 class DBDetector(nn.Module):

@@ -25,35 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from textrec.models import native_depthwise
-
-_CONV_IMPL: contextvars.ContextVar[str] = contextvars.ContextVar("textrec_conv_impl",
-                                                                 default="auto")
-
-
-@contextlib.contextmanager
-def conv_impl(name: str) -> Iterator[None]:
-  """Within this context, Conv2D traces with implementation `name` ("fast", "xla" or
-  "auto").
-
-  It acts at trace time: jit a function inside the context (a jitted function traced earlier
-  keeps the implementation it was traced with).
-  """
-  if name not in ("fast", "xla", "auto"):
-    raise ValueError(f"conv_impl must be 'fast', 'xla' or 'auto', got {name!r}")
-  token = _CONV_IMPL.set(name)
-  try:
-    yield
-  finally:
-    _CONV_IMPL.reset(token)
-
+from textrec.runtime import native_depthwise, settings
 
 def current_conv_impl() -> str:
-  """"fast" or "xla": the context's choice, "auto" resolved by JAX's default backend."""
-  name = _CONV_IMPL.get()
-  if name == "auto":
-    return "fast" if jax.default_backend() == "cpu" else "xla"
-  return name
+  """"fast" or "xla": how Conv2D traces now (textrec.runtime.settings.conv_impl)."""
+  return settings.current_conv_impl(jax.default_backend())
 
 
 _BN_FROZEN: contextvars.ContextVar[bool] = contextvars.ContextVar("textrec_bn_frozen",

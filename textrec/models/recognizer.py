@@ -38,7 +38,7 @@ import jax.numpy as jnp
 
 from textrec.models import heads
 from textrec.models import pplcnetv3
-from textrec.registry import register_model
+from textrec.models.registry import register_model
 
 
 def without_guide(model: nn.Module) -> nn.Module:

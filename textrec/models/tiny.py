@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from textrec.models import pplcnetv3
 from textrec.models.recognizer import Recognizer, build_recognizer
-from textrec.registry import register_model
+from textrec.models.registry import register_model
 
 # (kernel, in_c, out_c, stride, use_se) before scaling, one or two blocks per stage.
 TINY_NET = {

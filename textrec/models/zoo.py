@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from textrec.models import pphgnet, reparam, repsvtr, svtrv2
 from textrec.models.recognizer import Recognizer, build_recognizer
-from textrec.registry import register_model
+from textrec.models.registry import register_model
 
 SERVER_NECK = dict(dims=120, depth=2, hidden_dims=120, kernel_size=(1, 3), use_guide=True)
 SVTRV2_NECK = dict(dims=256, depth=2, hidden_dims=256, kernel_size=(1, 3), use_guide=True)

@@ -13,12 +13,14 @@ from typing import Callable
 
 import numpy as np
 
+from textrec.formats import inference_yml
+
 Forward = Callable[[np.ndarray], np.ndarray]
 
 
 def model_fn(name: str, kind: str) -> Callable:
   """(variables, x NHWC) -> the kind's output (module doc), for registered model `name`."""
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
 
   module = registry.get_model(name, kind=kind)(deploy=True)
   if kind == "det":
@@ -45,27 +47,21 @@ class OnnxForward:
     return y[:, 0] if self.kind == "det" else y
 
 
-def is_export(path: str) -> bool:
-  from textrec.export import aux_export  # pylint: disable=g-import-not-at-top
-
-  return (os.path.isfile(os.path.join(path, aux_export.ONNX_FILE)) and
-          os.path.isfile(os.path.join(path, aux_export.YML_FILE)))
-
-
 def load_forward(name: str, kind: str, model_dir: str | os.PathLike | None = None
                  ) -> tuple[Forward, str]:
   """-> (forward, where the weights came from) for registered model `name` of `kind`:
   model_dir None for the official weights, a Paddle inference directory, or a textrec export
   of the model (onnxruntime)."""
-  if model_dir and os.path.isdir(model_dir) and is_export(os.fspath(model_dir)):
-    from textrec.export import aux_export  # pylint: disable=g-import-not-at-top
-
+  if model_dir and os.path.isdir(model_dir) and inference_yml.is_export(model_dir):
     path = os.fspath(model_dir)
-    aux_export.check_yml(path, name)
-    return OnnxForward(os.path.join(path, aux_export.ONNX_FILE), kind), f"exported:{path}"
+    yml = inference_yml.read(path)
+    inference_yml.check_kind(yml, kind, inference_yml.path_of(path))
+    inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
+    return (OnnxForward(os.path.join(path, inference_yml.ONNX_FILE), kind),
+            f"exported:{path}")
   from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
 
   variables, source = pipeline_weights.load_aux(name, kind, model_dir)
-  from textrec.inference import programs  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import programs  # pylint: disable=g-import-not-at-top
 
   return programs.FlaxForward(model_fn(name, kind), variables, tag=f"{name}:{kind}"), source

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from textrec.inference import predictor
+from textrec.inference import onnx_backend, predictor
+from textrec.runtime import compile_cache
 from textrec.pipelines import predict as predict_lib
 from textrec.serving import app as app_lib
 
@@ -45,16 +46,14 @@ def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
   if backend == "auto":
     backend = "onnx" if kind == "exported" else "jax"
   if backend == "onnx" and kind == "official":
-    from textrec.weights import official  # pylint: disable=g-import-not-at-top
-
-    model_dir = official.inference_dir(name)
+    model_dir = onnx_backend.official_dir(name)
   elif backend == "onnx" and kind != "exported":
     raise ValueError(f"backend=onnx serves an exported inference dir; {model_dir!r} is a "
                      f"{kind} model: export it (--config.mode=export) or use backend=jax")
   elif backend == "jax" and kind == "exported":
     raise ValueError(f"{model_dir!r} is an exported inference dir: serve it with backend=onnx")
   if backend == "jax":
-    predictor.enable_compile_cache()
+    compile_cache.enable()
   # onnxruntime's threads sleep between ops instead of spinning: the event loop needs the
   # CPU too (2-core CPU, shared: 1.7x the images/s).
   return predictor.create_model(name, model_dir=model_dir or None, batch_size=max_batch,

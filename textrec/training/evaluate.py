@@ -73,7 +73,7 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
                    dtype: str = "float32") -> tuple[Any, dict]:
   """(module, variables) for evaluation: the fused deploy form when the model has one (the
   same function as the training form in eval mode, 10-30x faster on CPU), else as given."""
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
   from textrec.models import zoo  # pylint: disable=g-import-not-at-top
 
   build = registry.get_model(model_name)

@@ -287,7 +287,7 @@ def training_curve(history_jsonl: str, png: str) -> None:
 
 def run(config) -> int:
   """--config.mode=train: train (or fine-tune), checkpoint, evaluate. Returns the exit code."""
-  from textrec.training import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from textrec.formats import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
   from textrec.training import optim  # pylint: disable=g-import-not-at-top
   from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
 

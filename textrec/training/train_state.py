@@ -193,7 +193,7 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
   variables are only a template for the restore.
   """
   from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
 
   messages: list[str] = []

@@ -1,10 +1,10 @@
 """One place that turns "where the weights are" into flax variables, for predict, evaluate,
 export and training (`train.pretrained`).
 
-Sources, told apart by content (`resolve`): "" / None (the official weights), a Paddle
-inference directory (PaddleX / PaddleOCR exports and downloads: textrec.weights.paddle_infer),
-a PaddleOCR `.pdparams` file (distillation checkpoints too: the Student by default), an Orbax
-checkpoint or training-run dir. (A textrec export is served by textrec.inference.onnx_backend.)
+Sources, told apart by content (textrec.formats.model_dir.resolve): "" / None (the
+official weights), a Paddle inference directory (PaddleX / PaddleOCR exports and downloads:
+textrec.weights.paddle_infer), a PaddleOCR `.pdparams` file (distillation checkpoints too:
+the Student by default), an Orbax checkpoint or training-run dir. (A textrec export is served by textrec.inference.onnx_backend.)
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import numpy as np
 
 from textrec.charset import Charset
 from textrec.errors import WeightsError
-
-INFERENCE_YML = "inference.yml"
-
+from textrec.formats import model_dir
+from textrec.weights import official
 
 @dataclasses.dataclass
 class Weights:
@@ -29,88 +28,6 @@ class Weights:
   source: str                 # human-readable origin, for logs and results
   num_classes: int
   notes: list[str] = dataclasses.field(default_factory=list)  # what the user should know
-
-
-KINDS_HELP = (
-    "Paddle inference dir: inference.json (PaddlePaddle 3) or inference.pdmodel (legacy) + "
-    "inference.pdiparams (+ inference.yml); textrec export: inference.yml + inference.onnx; "
-    "textrec training run or checkpoint: best_model/ or checkpoints/ (Orbax); PaddleOCR "
-    "checkpoint: a .pdparams file (or its path without the extension)")
-
-
-def resolve(path: str | os.PathLike | None) -> tuple[str, str]:
-  """-> (kind, path): kind "official" | "paddle_infer" | "exported" | "pdparams" | "orbax",
-  told apart by content; the path of what will be read (a .pdparams inside a training output
-  dir, the directory of a program file). Raises one clear error naming what was found and
-  what each kind needs."""
-  from textrec.weights import paddle_infer  # pylint: disable=g-import-not-at-top
-
-  if path is None or os.fspath(path) == "":
-    return "official", ""
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    if os.path.isfile(path + ".pdparams"):  # PaddleOCR's pretrained_model convention
-      return "pdparams", path + ".pdparams"
-    raise FileNotFoundError(f"model_dir {path!r} does not exist")
-  if os.path.isfile(path):
-    base = os.path.basename(path)
-    if path.endswith(".pdparams"):
-      return "pdparams", path
-    if base in paddle_infer.PROGRAM_FILES + (paddle_infer.PARAMS_FILE,):
-      return "paddle_infer", os.path.dirname(os.path.abspath(path))
-    raise WeightsError(f"model_dir {path!r} is a file textrec does not read; it reads a "
-                     f"directory or a file of these kinds: {KINDS_HELP}")
-  if paddle_infer.is_paddle_dir(path):
-    return "paddle_infer", path
-  found = sorted(os.listdir(path))
-  if INFERENCE_YML in found and "inference.onnx" in found:
-    return "exported", path
-  if _is_checkpoint(path):
-    return "orbax", path
-  pdparams = [f for f in found if f.endswith(".pdparams")]
-  if pdparams:  # a PaddleOCR training output dir
-    if len(pdparams) == 1 or "best_accuracy.pdparams" in pdparams:
-      pick = pdparams[0] if len(pdparams) == 1 else "best_accuracy.pdparams"
-      return "pdparams", os.path.join(path, pick)
-    raise WeightsError(f"model_dir {path!r} holds several .pdparams files ({', '.join(pdparams)}) "
-                     "and no best_accuracy.pdparams; pass the file to use")
-  shown = ", ".join(f + ("/" if os.path.isdir(os.path.join(path, f)) else "")
-                    for f in found[:12]) + (" ..." if len(found) > 12 else "")
-  raise WeightsError(f"model_dir {path!r} is not a model directory textrec reads (found: "
-                   f"{shown or 'nothing, it is empty'}). Each kind needs: {KINDS_HELP}")
-
-
-def _is_checkpoint(path: str) -> bool:
-  """A textrec run dir, an Orbax manager dir or one of its step dirs."""
-  def has_steps(d: str) -> bool:
-    return os.path.isdir(d) and any(s.isdigit() and os.path.isdir(os.path.join(d, s))
-                                    for s in os.listdir(d))
-
-  if any(has_steps(os.path.join(path, s)) for s in ("best_model", "checkpoints")):
-    return True
-  if any(os.path.isdir(os.path.join(path, s)) for s in ("variables", "state")):
-    return True
-  return has_steps(path)
-
-
-def source_kind(path: str | os.PathLike | None) -> str:
-  """"official" | "paddle_infer" | "exported" | "pdparams" | "orbax" (see `resolve`)."""
-  return resolve(path)[0]
-
-
-def default_charset(dict_path: str | None = None) -> Charset:
-  """The dictionary file given, else PaddleOCR's ppocr_keys_v1 (+ space), which all four
-  recognizers' published weights use, read from the official ONNX's metadata."""
-  from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-
-  if dict_path:
-    return charset_lib.load_dict(dict_path)
-  import onnx  # pylint: disable=g-import-not-at-top
-
-  from textrec.weights import official, onnx_import  # pylint: disable=g-import-not-at-top
-
-  path = official.official_onnx_path("PP-OCRv4_mobile_rec")
-  return onnx_import.charset_from_onnx(onnx.load(path, load_external_data=False))
 
 
 def is_deploy_state(state: Mapping[str, np.ndarray]) -> bool:
@@ -138,10 +55,8 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
   rest to the caller; the class count then comes from the file's CTC head. `prefix`: which
   model of a PaddleOCR distillation checkpoint to load (default: "Student").
   """
-  kind, path = resolve(path)
+  kind, path = model_dir.resolve(path)
   if kind == "official":
-    from textrec.weights import official  # pylint: disable=g-import-not-at-top
-
     variables, cs = official.load_official(name)
     return Weights(variables, cs, True, f"official {name}", cs.num_classes)
   if kind == "exported":
@@ -157,7 +72,7 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
     return _noted(w)
   if kind == "pdparams":
     return _noted(_load_pdparams(name, path, dict_path, strict, prefix))
-  from textrec.training import checkpoint  # pylint: disable=g-import-not-at-top
+  from textrec.formats import checkpoint  # pylint: disable=g-import-not-at-top
 
   meta = checkpoint.read_meta(path)
   if meta.get("model", name) != name:
@@ -223,7 +138,7 @@ def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool,
     raise WeightsError(f"{path}: no head.ctc_head.fc bias; not a PaddleOCR recognition model?")
   num_classes = int(bias[-1].shape[0])
   try:
-    cs: Charset | None = default_charset(dict_path)
+    cs: Charset | None = official.default_charset(dict_path)
   except (ModuleNotFoundError, FileNotFoundError):
     if strict or dict_path:
       raise

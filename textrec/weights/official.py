@@ -95,7 +95,7 @@ def to_variables(state: dict, model_name: str, num_classes: int) -> dict:
 
 def import_official(model_name: str = "PP-OCRv4_mobile_rec") -> tuple[dict, charset_lib.Charset]:
   """Imports the official ONNX without touching the cache: (flax variables, Charset)."""
-  from textrec.weights import onnx_import
+  from textrec.weights import onnx_import  # pylint: disable=g-import-not-at-top
 
   _check_rec(model_name)
   state, cs = onnx_import.import_onnx(official_onnx_path(model_name))
@@ -109,7 +109,7 @@ def import_official_aux(model_name: str) -> dict:
   import jax
   import jax.numpy as jnp
 
-  from textrec import registry
+  from textrec.models import registry
   from textrec.weights import onnx_import, paddle
 
   if model_name not in OFFICIAL_AUX:
@@ -203,36 +203,14 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
   return _read_cache(final)
 
 
-def inference_dir(model_name: str = "PP-OCRv4_mobile_rec", out_dir: str | None = None) -> str:
-  """The official ONNX as an exported inference dir (inference.yml + a link to the file), for
-  textrec.inference.onnx_backend without an export; written once, default `<cache_dir>-onnx`."""
+def default_charset(dict_path: str | None = None) -> charset_lib.Charset:
+  """The dictionary file given, else PaddleOCR's ppocr_keys_v1 (+ space), which all four
+  v4-generation recognizers' published weights use, read from the official ONNX's metadata."""
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec.export import export  # pylint: disable=g-import-not-at-top
   from textrec.weights import onnx_import  # pylint: disable=g-import-not-at-top
 
-  onnx_path = official_onnx_path(model_name)
-  out_dir = out_dir or cache_dir(model_name) + "-onnx"
-  yml = os.path.join(out_dir, export.YML_FILE)
-  if os.path.isfile(yml):
-    return out_dir
-  m = onnx.load(onnx_path, load_external_data=False)
-  cfg = export.inference_config(model_name, onnx_import.charset_from_onnx(m),
-                                {"onnx": "inference.onnx"}, source=f"official:{onnx_path}")
-  cfg["Global"]["input"]["name"] = m.graph.input[0].name
-  cfg["Global"]["output"]["name"] = m.graph.output[0].name
-  parent = os.path.dirname(os.path.abspath(out_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-  try:
-    os.symlink(onnx_path, os.path.join(tmp, "inference.onnx"))
-    export.write_yml(os.path.join(tmp, export.YML_FILE), cfg)
-    if os.path.isdir(out_dir):  # incomplete (no yml): replaced
-      shutil.rmtree(out_dir)
-    os.rename(tmp, out_dir)
-  except OSError:
-    if not os.path.isfile(yml):  # not a concurrent writer's finished dir: a real failure
-      raise
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-  return out_dir
+  if dict_path:
+    return charset_lib.load_dict(dict_path)
+  path = official_onnx_path("PP-OCRv4_mobile_rec")
+  return onnx_import.charset_from_onnx(onnx.load(path, load_external_data=False))

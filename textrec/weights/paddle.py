@@ -193,7 +193,7 @@ def model_template(state_dict: Mapping[str, np.ndarray], model_name: str,
 
   import jax
 
-  from textrec import registry
+  from textrec.models import registry
   from textrec.models import recognizer
 
   if num_classes is None:

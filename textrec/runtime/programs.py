@@ -7,8 +7,8 @@ later process loads it directly (scripts/bench_startup.py), under a key made of 
 the program depends on except the weights' values: textrec's code, the jax/jaxlib versions,
 the device and CPU model, XLA_FLAGS, the conv implementation, the function's tag, the
 variables' shapes and dtypes, the input shape, and which XLA:CPU kernels it uses (measured
-once per machine, program and batch class: textrec.inference.xla_cpu). Programs live in
-`$TEXTREC_CACHE/programs` (default ~/.cache/textrec/programs); TEXTREC_PROGRAM_CACHE=0
+once per machine, program and batch class: textrec.runtime.xla_cpu). Programs live in
+`<cache root>/programs` (textrec.files.cache_root); the runtime setting `program_cache`
 switches the disk part off.
 
   fwd = FlaxForward(fn, variables, tag="PP-OCRv4_det:det")  # fn(variables, x) -> y
@@ -21,24 +21,23 @@ import hashlib
 import os
 import pathlib
 import pickle
-import tempfile
 import threading
 from typing import Any, Callable
 
 import numpy as np
 
-import textrec
-from textrec.inference import xla_cpu
+from textrec import files
+from textrec.runtime import native_depthwise, settings, xla_cpu
 
 _LOCK = threading.Lock()  # one compile at a time: the persistent-cache hit counter is global
 _HITS = [0]               # JAX persistent compile cache hits seen in this process
 
 
 def cache_dir() -> pathlib.Path | None:
-  """Where serialized programs live; None when TEXTREC_PROGRAM_CACHE=0."""
-  if os.environ.get("TEXTREC_PROGRAM_CACHE", "1") == "0":
+  """Where serialized programs live; None when the runtime setting program_cache is off."""
+  if not settings.get().program_cache:
     return None
-  base = textrec.cache_root()
+  base = files.cache_root()
   return pathlib.Path(base) / "programs"
 
 
@@ -77,13 +76,12 @@ def program_key(tag: str, variables: Any, shape: tuple[int, ...] | None = None,
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers, native_depthwise  # pylint: disable=g-import-not-at-top
-
   dev = jax.devices()[0]
   leaves, tree = jax.tree_util.tree_flatten(variables)
   parts = [code_fingerprint(), jax.__version__, jaxlib.__version__, dev.platform,
            getattr(dev, "device_kind", ""), dev.client.platform_version, xla_cpu.cpu_model(),
-           os.environ.get("XLA_FLAGS", ""), layers.current_conv_impl(),
+           os.environ.get("XLA_FLAGS", ""),
+           settings.current_conv_impl(dev.platform),
            # a program holding the native kernel loads only once it is registered
            native_depthwise.fingerprint() if native_depthwise.available() else "", tag, str(tree),
            repr([(tuple(l.shape), str(l.dtype)) for l in leaves])]
@@ -108,11 +106,7 @@ def _save(path: pathlib.Path, compiled) -> None:
 
   try:
     blob = pickle.dumps(serialize_executable.serialize(compiled))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-      f.write(blob)
-    os.replace(tmp, path)  # atomic: a reader sees the old file, the new one or none
+    files.atomic_write(path, blob)
   except Exception:  # pylint: disable=broad-except  # a read-only or full disk: memory only
     pass
 

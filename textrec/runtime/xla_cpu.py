@@ -13,8 +13,9 @@ that program and batch class, for any input shape, in any process, uses the reco
 outputs agree to float32 round-off either way. Train steps are not affected (they compile with
 XLA's defaults).
 
-TEXTREC_XLA_CPU_LIBS=default|ynn_off forces one variant (auto, the default, measures); off the
-CPU, programs always compile with XLA's defaults.
+The runtime setting `xla_cpu_libs` (textrec.runtime.settings) = default | ynn_off forces one
+variant (auto, the default, measures); off the CPU, programs always compile with XLA's
+defaults.
 """
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ import json
 import os
 import pathlib
 import statistics
-import tempfile
 import time
 from typing import Any, Callable
 
-ENV = "TEXTREC_XLA_CPU_LIBS"
+from textrec import files
+from textrec.runtime import settings
+
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},                                         # XLA's choice: YNNPACK
     "ynn_off": {"xla_cpu_experimental_ynn_fusion_type": ""},  # XLA's own kernels and Eigen
@@ -62,13 +64,9 @@ def batch_class(batch: int) -> str:
 
 
 def forced() -> str | None:
-  """The variant TEXTREC_XLA_CPU_LIBS names, or None for auto."""
-  v = os.environ.get(ENV, "auto").strip() or "auto"
-  if v == "auto":
-    return None
-  if v not in VARIANTS:
-    raise ValueError(f"{ENV}={v!r}: expected auto, {' or '.join(VARIANTS)}")
-  return v
+  """The variant the runtime setting `xla_cpu_libs` forces, or None for auto."""
+  v = settings.check(settings.get()).xla_cpu_libs
+  return None if v == "auto" else v
 
 
 def _on_cpu() -> bool:
@@ -116,11 +114,7 @@ def _record(key: str, where: pathlib.Path | None, entry: dict[str, Any]) -> None
   try:
     data = _read(path)
     data[key] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-      json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    files.atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
   except OSError:  # a read-only or full disk: this process keeps the choice in memory
     pass
 
