@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from textrec.runtime import programs, xla_cpu
+from textrec.runtime import programs, settings, xla_cpu
 
 
 def _fn(v, x):

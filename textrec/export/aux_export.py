@@ -71,7 +71,7 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec.export import converters, export  # pylint: disable=g-import-not-at-top
+  from textrec.export import converters  # pylint: disable=g-import-not-at-top
   from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   os.makedirs(out_dir, exist_ok=True)

@@ -35,6 +35,7 @@ import numpy as np
 
 from textrec import charset as charset_lib
 from textrec.formats import inference_yml, model_dir
+from textrec.inference import onnx_backend
 from textrec.export import converters
 from textrec.inference import preprocess
 from textrec.export.converters import INPUT_NAME, OUTPUT_NAME, load_saved_model  # noqa: F401
@@ -206,7 +207,6 @@ def check_export(fn: Callable, out_dir: str, height: int = preprocess.HEIGHT,
   bar = max(tol, 4 * roundoff)
   runners = {}
   if os.path.isfile(os.path.join(out_dir, inference_yml.ONNX_FILE)):
-    from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
     runners[inference_yml.ONNX_FILE] = onnx_backend.load_inference_dir(out_dir)[0]
   if os.path.isdir(os.path.join(out_dir, SAVED_MODEL_DIR)):

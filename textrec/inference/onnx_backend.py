@@ -8,7 +8,7 @@ dict with model_name, height, min_width, max_width, pad_widths and the parsed ym
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -32,8 +32,8 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   """-> (forward x f32[B, 3, H, W] -> probs f32[B, T, C], Charset, meta).
 
   session_config: onnxruntime session config entries, e.g.
-  {"session.intra_op.allow_spinning": "0"} (threads sleep rather than spin between ops: on
-  a shared CPU, measured 1.7x faster; the server sets it).
+  {"session.intra_op.allow_spinning": "0"} (threads sleep rather than spin between ops,
+  which the server sets so its event loop keeps a core).
   """
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 

@@ -27,7 +27,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-import textrec
 from textrec.formats import model_dir as model_dirs
 from textrec.inference import inputs as inputs_lib
 from textrec.inference import postprocess
@@ -177,8 +176,6 @@ class TextRecognizer:
 def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
   """"official" | "paddle_infer" | "exported" | "pdparams" | "orbax"; raises for anything
   else, naming what was found and what each kind needs."""
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
-
   return model_dirs.resolve(model_dir)[0]
 
 

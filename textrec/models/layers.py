@@ -5,8 +5,8 @@ module names mirror PaddleOCR's attribute names so `.pdparams` map onto them by 
 Conv2D has two implementations chosen at trace time:
   * "fast": depthwise convs as k*k shifted multiply-adds (at inference a native C++ kernel,
     `native_depthwise`, where it builds), 1x1 convs as matmuls and grouped
-    convs as one dense conv per group, each several times faster than
-    `lax.conv_general_dilated` on XLA:CPU;
+    convs as one dense conv per group, each faster than `lax.conv_general_dilated` on
+    XLA:CPU (scripts/bench_conv.py);
   * "xla": plain `lax.conv_general_dilated`, which export uses so ONNX gets `Conv` nodes, and
     which GPUs and TPUs run best (cuDNN / the TPU convolution units).
 The default, "auto", is "fast" when JAX's default backend is the CPU and "xla" elsewhere.
@@ -79,9 +79,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=(0, 0), grou
     xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
     return jnp.einsum("bhwc,cd->bhwd", xs, kernel[0, 0].astype(x.dtype))
   if impl == "fast" and groups > 1:
-    # Grouped (not depthwise): one dense conv per group. XLA:CPU's grouped convolution is
-    # 3-7x slower than the same work as `groups` dense ones (SVTRv2's 5x5 ConvBlock, worse
-    # at larger batches: scripts/bench_conv.py); each output is the same sum either way.
+    # Grouped (not depthwise): one dense conv per group, which XLA:CPU runs faster than its
+    # grouped convolution (scripts/bench_conv.py); each output is the same sum either way.
     cout_g = cout // groups
     return jnp.concatenate([
         conv2d(x[..., g * cin_g:(g + 1) * cin_g], kernel[..., g * cout_g:(g + 1) * cout_g],
@@ -170,8 +169,8 @@ def paddle_hardsigmoid(x: jax.Array, slope: float = 0.1666667, offset: float = 0
 def gelu(x: jax.Array) -> jax.Array:
   """Exact (erf) GELU, Paddle's formula 0.5 x (1 + erf(x / sqrt 2)).
 
-  (jax.nn.gelu's exact form goes through erfc, which XLA:CPU evaluates several times
-  slower than erf.)
+  (jax.nn.gelu's exact form goes through erfc, which XLA:CPU evaluates more slowly than
+  erf.)
   """
   return 0.5 * x * (1.0 + lax.erf(x * np.float32(0.7071067811865476)).astype(x.dtype))
 
@@ -220,12 +219,12 @@ def depthwise_multi(x: jax.Array, kk: jax.Array, kc: jax.Array, strides, padding
   With one kernel and nothing else (inference), float32 on one CPU device, the forward is
   the native C++ kernel of `native_depthwise` when it is available.
   Its gradient is hand-written (same shifted multiply-adds) because XLA:CPU's autodiff of
-  the slices (one pad per tap) is several times slower.
+  the slices (one pad per tap) is slower (scripts/bench_train.py).
   """
   h, w, kh, kw, sh, sw, ph, pw, ho, wo = _dw_geometry(x.shape, kk.shape[1:3], strides, padding)
   n, m = kk.shape[0], kc.shape[0]
   if (n, m) == (1, 0) and x.dtype == kk.dtype == jnp.float32 and native_depthwise.available():
-    # One kernel (inference, the deploy form): the C++ kernel, 2-3x XLA's loop on the CPU.
+    # One kernel (inference, the deploy form): the C++ kernel (bench_kernels.py --depthwise).
     return (native_depthwise.depthwise_conv(x, kk[0], (sh, sw), (ph, pw)),)
   outs: list[Any] = [None] * (n + m)
   # A zero XLA cannot fold (it is 1 only for a NaN kernel, whose outputs are NaN anyway).
@@ -271,9 +270,8 @@ def _dw_bwd(strides, padding, res, gs):
   # Kernel gradients: n*kh*kw (+ m) per-channel sums over (B, Ho, Wo). XLA:CPU's reductions
   # over the major axes are slow, so a scan takes one image at a time and, per tap, adds
   # its rows as explicit element-wise terms (one fused, vectorised loop per tap); only the
-  # final sum over Wo is a reduction. (Unrolling up to 48 rows per scan step ran no faster and
-  # made the program much larger: the mobile CTC-only train step compiled in 103 s, now 59 s,
-  # scripts/bench_train.py --form=deploy --throughput_only.)
+  # final sum over Wo is a reduction. (Unrolling more rows per scan step makes the program
+  # larger and its compile longer: scripts/bench_train.py --form=deploy --throughput_only.)
   kw_span = (wo - 1) * sw + 1
   cb = 1
 

@@ -24,8 +24,8 @@ rngs={"dropout": key})` also gives "nrtr_logits" [B, L-1, nrtr_out + 1].
 their shapes without computing (a template for textrec.weights.paddle.paddle_to_flax).
 
 Deploy form: `get_model(name)(deploy=True)` with `reparam.deploy_variables(train_vars)`.
-It computes what the eval-mode training form computes (max |dprob| ~1e-6) about 4x faster
-on CPU, so evaluation during training can convert (about 30 ms) and run the deploy form.
+It computes what the eval-mode training form computes, with fewer layers, so evaluation
+during training converts and runs the deploy form.
 """
 from __future__ import annotations
 

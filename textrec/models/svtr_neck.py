@@ -74,11 +74,10 @@ def _attend_per_image(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
   [B, h, N, hd].
 
   The CPU inference path (same sums as the batched form). XLA:CPU fuses a whole batch's
-  attention into one library call whose [B, h, N, N] scores outgrow the caches, so SVTRv2
-  (N = 480 tokens in its second stage) ran slower per image at batch 6 than at batch 1; a
-  loop over the images keeps each one's [h, N, N] scores near the caches. A loop over
-  (image, head) pairs was as fast for SVTRv2's second stage and slower for its third stage
-  and the necks (`scripts/bench_kernels.py --attention`).
+  attention into one library call whose [B, h, N, N] scores outgrow the caches at SVTRv2's
+  token counts; a loop over the images keeps each one's [h, N, N] scores near the caches
+  (`scripts/bench_kernels.py --attention` times the batched, per-image and per-(image, head)
+  forms).
   """
   def one(qkv):
     qi, ki, vi = qkv  # [h, N, hd]

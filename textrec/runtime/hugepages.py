@@ -1,11 +1,10 @@
 """Transparent huge pages for XLA:CPU's per-run buffers (Linux, glibc >= 2.35).
 
-XLA:CPU allocates each run's temporary buffer afresh (1.7 GB for a PP-OCRv4 mobile train step
-at batch 16 x 48 x 320) and glibc maps it with mmap and unmaps it on free, so every step
-faults in all of it again, 4 KiB at a time: ~430 000 page faults and ~0.8 s of kernel time per
-step on a 2-core machine. With glibc's tunable `glibc.malloc.hugetlb=1` malloc asks for
-transparent huge pages (madvise), which on kernels whose THP mode is `madvise` cuts the faults
-most of those faults (`scripts/bench_train.py --hugepages` measures the effect).
+XLA:CPU allocates each run's temporary buffer afresh (gigabytes for a train step) and glibc
+maps it with mmap and unmaps it on free, so every step faults all of it in again, 4 KiB at a
+time. With glibc's tunable `glibc.malloc.hugetlb=1` malloc asks for transparent huge pages
+(madvise), which on kernels whose THP mode is `madvise` avoids most of those faults
+(`scripts/bench_train.py --hugepages` measures the effect).
 
 Glibc reads tunables only at process start, so the CLI re-executes itself once with the
 tunable added (`reexec_with_hugepages`); the runtime setting `hugepages`

@@ -1,9 +1,9 @@
 """A native depthwise convolution for XLA:CPU inference (native_depthwise.cc, via the XLA FFI).
 
 XLA:CPU runs a depthwise conv (as `layers.depthwise_multi`'s shifted multiply-adds, or as its
-own grouped convolution, which is far slower) at about 25-30 GFLOP/s on a 2-core Zen 4; the
-C++ kernel beside this file reaches 2-3x that on PP-OCRv4 mobile's 5x5 shapes
-(`scripts/bench_kernels.py --depthwise`). It is compiled on first use with the machine's C++
+own grouped convolution) well below the CPU's arithmetic rate; the C++ kernel beside this
+file runs PP-OCRv4 mobile's shapes faster (`scripts/bench_kernels.py --depthwise` times
+both). It is compiled on first use with the machine's C++
 compiler (`$CXX`, default g++; -O3 -march=native against jaxlib's FFI headers) into
 `$TEXTREC_CACHE/native/`, keyed by its source, jaxlib's version, the CPU and the compiler,
 and registered with XLA as an FFI target.

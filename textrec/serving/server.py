@@ -55,7 +55,7 @@ def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
   if backend == "jax":
     compile_cache.enable()
   # onnxruntime's threads sleep between ops instead of spinning: the event loop needs the
-  # CPU too (2-core CPU, shared: 1.7x the images/s).
+  # CPU too (scripts/load_test.py measures it).
   return predictor.create_model(name, model_dir=model_dir or None, batch_size=max_batch,
                                 rotate_tall=rotate_tall,
                                 session_config={"session.intra_op.allow_spinning": "0"})

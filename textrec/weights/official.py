@@ -13,7 +13,7 @@ never sees half of it; it is rebuilt when the ONNX file's sha256 changes.
 
 The official detector and orientation classifier (PP-OCRv4_mobile_det,
 ch_ppocr_mobile_v2.0_cls) ship in the same package: `import_official_aux(name)` imports
-their flax variables (uncached; about 3 s).
+their flax variables (uncached).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import shutil
 import tempfile
 from typing import Any
 
-import textrec
 from textrec import charset as charset_lib
+from textrec import files
 
 # Model name -> file under rapidocr_onnxruntime/models/.
 OFFICIAL_ONNX = {"PP-OCRv4_mobile_rec": "ch_PP-OCRv4_rec_infer.onnx",
@@ -73,7 +73,7 @@ def official_onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:
 
 def cache_dir(model_name: str = "PP-OCRv4_mobile_rec") -> str:
   """`$TEXTREC_CACHE/official/<model_name>`, default `~/.cache/textrec/official/<model_name>`."""
-  base = textrec.cache_root()
+  base = files.cache_root()
   return os.path.join(base, "official", model_name)
 
 

@@ -65,7 +65,6 @@ def _our_layers(model, shapes: Mapping, height: int = 48, width: int = 320
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  from textrec.models import layers  # pylint: disable=g-import-not-at-top
   from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
