@@ -12,6 +12,7 @@ the previous lists as train.txt.bak / val.txt.bak.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import math
 import os
@@ -21,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from textrec import charset as charset_lib
 from textrec import files
+from textrec import charset as charset_lib
 from textrec.data import labels, pipeline, source
 
 SPLITS = ("train", "val")
@@ -82,7 +83,6 @@ def _check_image(path: str, where: str) -> str | None:
     return f"{e} ({path})"
   try:  # cv2 may decode a truncated file partially; PIL's full load catches that
     import PIL.Image
-    import io
     with PIL.Image.open(io.BytesIO(data)) as im:
       im.load()
   except Exception as e:  # noqa: BLE001 - any decoder error is a bad image

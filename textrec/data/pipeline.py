@@ -40,11 +40,14 @@ from typing import Any, Iterator, Sequence
 
 import cv2
 import grain
+from absl import flags
 import numpy as np
 
-from textrec.inference import preprocess
-from textrec.data import augment, labels
+from textrec import charset as charset_lib
+from textrec.data import augment, demo, labels
+from textrec.data import source as source_lib
 from textrec.data.source import DataError
+from textrec.inference import preprocess
 
 SCALES = ((320, 32), (320, 48), (320, 64))  # (W, H): PaddleOCR's MultiScaleSampler scales
 DIVIDED_FACTOR = (8, 16)                     # W, H multiples (PaddleOCR's divided_factor)
@@ -276,9 +279,8 @@ def train_iter(source, encoder: labels.LabelEncoder, batch_size: int, seed: int 
   ds, info = train_dataset(source, encoder, batch_size, seed=seed, **kw)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, num_threads),
                                                prefetch_buffer_size=max(2, 2 * num_threads)))
-  if num_workers > 0:
-    from absl import flags  # grain's workers read absl flags; outside absl.app.run they are
-    if not flags.FLAGS.is_parsed():  # unparsed (tests, notebooks): use their defaults
+  if num_workers > 0:  # grain's workers read absl flags, unparsed outside absl.app.run
+    if not flags.FLAGS.is_parsed():  # (tests, notebooks): use their defaults
       flags.FLAGS.mark_as_parsed()
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
   return iter(it_ds), info
@@ -352,7 +354,6 @@ def dataset_dir(config) -> str:
   """config.dataset_dir, or the embedded demo dataset (generated on first use) when empty."""
   if config.dataset_dir:
     return config.dataset_dir
-  from textrec.data import demo
   return demo.demo_dataset_dir()
 
 
@@ -365,8 +366,6 @@ def multi_scale(config) -> bool:
 
 def load_charset(config, data_dir: str):
   """config.data.dict_path if set, else DIR/dict.txt (+ space when data.use_space_char)."""
-  import os
-  from textrec import charset as charset_lib
   path = config.data.dict_path or os.path.join(data_dir, "dict.txt")
   return charset_lib.load_dict(path, config.data.use_space_char)
 
@@ -376,7 +375,6 @@ def train_iter_from_config(config, charset=None, batch_multiple: int = 1, num_ep
   """Training iterator for `config` (global batch config.train.batch_size split over the JAX
   processes). `charset` defaults to `load_charset` (pass the pretrained model's one when
   fine-tuning). num_epochs=None: endless."""
-  from textrec.data import source as source_lib
   d = dataset_dir(config)
   charset = charset or load_charset(config, d)
   src, problems = source_lib.open_split(d, "train")
@@ -403,7 +401,6 @@ def eval_iter_from_config(config, charset=None, split: str | None = None
                           ) -> tuple[Iterator[dict[str, np.ndarray]], dict[str, Any]]:
   """Evaluation iterator over `split` (default config.evaluate.split) of the config's dataset.
   `info["source"]` maps batch["index"] back to records (e.g. `source.texts()[i]`)."""
-  from textrec.data import source as source_lib
   d = dataset_dir(config)
   charset = charset or load_charset(config, d)
   src, problems = source_lib.open_split(d, split or config.evaluate.split)

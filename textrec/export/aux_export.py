@@ -15,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from textrec.export import converters, export
 from textrec.formats import inference_yml
+from textrec.pipelines import det_postprocess, forward, orientation, text_detection
+from textrec.runtime import settings
+from textrec.weights import pipeline_weights
 
 INPUTS = {"det": ("B", 3, "32*h", "32*w"), "cls": ("B", 3, 48, 192)}
 OUTPUTS = {"det": "maps", "cls": "probs"}
@@ -24,8 +28,6 @@ TOLERANCE = 1e-4
 
 def _nchw_fn(name: str, kind: str, variables: dict[str, Any]):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  from textrec.pipelines import forward  # pylint: disable=g-import-not-at-top
 
   fn = forward.model_fn(name, kind)
   if kind == "det":
@@ -36,8 +38,6 @@ def _nchw_fn(name: str, kind: str, variables: dict[str, Any]):
 def inference_config(name: str, kind: str, source: str) -> dict:
   """inference.yml: PaddleX's fields (Global.model_name, PreProcess.transform_ops,
   PostProcess) and the ONNX's input / output."""
-  from textrec.pipelines import det_postprocess, orientation, text_detection  # pylint: disable=g-import-not-at-top
-
   io = {"input": {"name": "x", "dtype": "float32", "layout": "NCHW",
                   "shape": [-1, 3, -1, -1] if kind == "det" else [-1, 3, 48, 192]},
         "output": {"name": OUTPUTS[kind], "dtype": "float32"}}
@@ -71,9 +71,6 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec.export import converters  # pylint: disable=g-import-not-at-top
-  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
-
   os.makedirs(out_dir, exist_ok=True)
   fn = _nchw_fn(name, kind, variables)
   t0 = time.perf_counter()
@@ -88,8 +85,6 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
   inference_yml.write(os.path.join(out_dir, inference_yml.YML_FILE),
                       inference_config(name, kind, source))
   if check:
-    from textrec.pipelines import forward  # pylint: disable=g-import-not-at-top
-
     ort_fn = forward.OnnxForward(os.path.join(out_dir, inference_yml.ONNX_FILE), kind)
     rng = np.random.default_rng(0)
     shapes = [(2, 96, 160, 3), (1, 64, 224, 3)] if kind == "det" else [(3, 48, 192, 3)]
@@ -109,9 +104,6 @@ def run_ocr(config) -> int:
   """`--config=configs/ocr.py --config.mode=export`: the recognizer (as the recognizers'
   export), the detector and the orientation classifier, each into
   <output_dir>/inference/<model name>/ (ONNX). Exit code 0, 2 on bad input."""
-  from textrec.export import export  # pylint: disable=g-import-not-at-top
-  from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
-
   o, e = config.ocr, config.export
   if e.format != "onnx":
     print(f"export: the OCR pipeline exports ONNX only; got --config.export.format={e.format}",

@@ -23,6 +23,7 @@ import numpy as np
 
 from textrec import charset as charset_lib
 from textrec.inference import preprocess
+from textrec.runtime import settings
 
 INPUT_NAME, OUTPUT_NAME = "x", "probs"
 
@@ -119,8 +120,6 @@ def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
-
   with quiet_serde(), _lax_level_plugins(), settings.conv_impl("xla"), settings.native_kernels_off():
     model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
                              model_name=name, input_names=[INPUT_NAME],
@@ -137,8 +136,6 @@ def save_saved_model(fn: Callable, path: str, height: int = preprocess.HEIGHT) -
   """Writes a TF SavedModel: serving_default(x f32[B, 3, height, W]) -> {"probs"}."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
-
-  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   spec = tf.TensorSpec([None, 3, height, None], tf.float32, name=INPUT_NAME)
   err = None

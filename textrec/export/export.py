@@ -26,6 +26,7 @@ How the graph is made (each step checked against the plain JAX model after expor
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
 import time
@@ -34,10 +35,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from textrec import charset as charset_lib
-from textrec.formats import inference_yml, model_dir
-from textrec.inference import onnx_backend
 from textrec.export import converters
-from textrec.inference import preprocess
+from textrec.formats import inference_yml, model_dir
+from textrec.inference import onnx_backend, preprocess
+from textrec.models import registry, zoo
+from textrec.weights import loader
 from textrec.export.converters import INPUT_NAME, OUTPUT_NAME, load_saved_model  # noqa: F401
 
 INFERENCE_DIR = "inference"
@@ -51,10 +53,6 @@ TOLERANCE = 1e-4  # max |Δprob| the export self-check accepts
 
 def inference_module(name: str, num_classes: int, dtype: Any = None):
   """The registered model `name` in deploy form, without training-only branches."""
-  import inspect  # pylint: disable=g-import-not-at-top
-
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-
   ctor = registry.get_model(name)
   kw: dict[str, Any] = dict(num_classes=num_classes, deploy=True)
   if "with_nrtr" in inspect.signature(ctor).parameters:
@@ -109,16 +107,12 @@ def load_weights(name: str, weight_path: str = "", dict_path: str = "",
   weight_path: "" (official), a Paddle inference dir, an Orbax run/checkpoint dir, or a
   PaddleOCR `.pdparams` file (prefix: the model of a distillation checkpoint).
   """
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
-
   if weight_path and model_dir.resolve(weight_path)[0] == "exported":
     raise ValueError(f"export.weight_path {weight_path!r} is a textrec export already; pass "
                      "the training checkpoint it came from")
   w = loader.load_weights(name, weight_path, dict_path or None, prefix=prefix)
   variables, cs, source = w.variables, w.charset, w.source
   if not w.deploy:
-    from textrec.models import zoo  # pylint: disable=g-import-not-at-top
-
     variables = zoo.to_deploy(name, variables)
   module = inference_module(name, cs.num_classes)
   return module, fit_variables(module, variables, height, source), cs, source

@@ -14,14 +14,15 @@ from typing import Callable
 import numpy as np
 
 from textrec.formats import inference_yml
+from textrec.models import registry
+from textrec.runtime import programs
+from textrec.weights import pipeline_weights
 
 Forward = Callable[[np.ndarray], np.ndarray]
 
 
 def model_fn(name: str, kind: str) -> Callable:
   """(variables, x NHWC) -> the kind's output (module doc), for registered model `name`."""
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-
   module = registry.get_model(name, kind=kind)(deploy=True)
   if kind == "det":
     return lambda v, x: module.apply(v, x, train=False)["maps"][..., 0]
@@ -59,9 +60,7 @@ def load_forward(name: str, kind: str, model_dir: str | os.PathLike | None = Non
     inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
     return (OnnxForward(os.path.join(path, inference_yml.ONNX_FILE), kind),
             f"exported:{path}")
-  from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top
 
   variables, source = pipeline_weights.load_aux(name, kind, model_dir)
-  from textrec.runtime import programs  # pylint: disable=g-import-not-at-top
 
   return programs.FlaxForward(model_fn(name, kind), variables, tag=f"{name}:{kind}"), source

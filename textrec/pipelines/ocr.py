@@ -19,7 +19,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from textrec.inference import predictor
 from textrec.inference import inputs as inputs_lib
+from textrec.pipelines import text_detection
 from textrec.pipelines import crops as crops_lib
 from textrec.pipelines import det_postprocess as dbp
 from textrec.pipelines.ocr_result import OCRResult
@@ -146,8 +148,6 @@ def create_pipeline(pipeline: str = "OCR", *, rec_model: str = "PP-OCRv4_mobile_
   """
   if pipeline not in PIPELINES:
     raise ValueError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
-  from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
-  from textrec.pipelines import text_detection  # pylint: disable=g-import-not-at-top
 
   p = OCRParams(**params)
   db_extra = dict(use_dilation=bool(text_det_use_dilation), score_mode=str(text_det_score_mode),

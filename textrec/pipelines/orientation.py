@@ -12,6 +12,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from textrec.inference.predictor import batch_sizes
+from textrec.pipelines import forward
+
 HEIGHT, WIDTH = 48, 192
 LABELS = ("0", "180")
 
@@ -46,8 +49,6 @@ class TextlineOrientation:
   def probs(self, crops: Sequence[np.ndarray]) -> np.ndarray:
     """BGR crops -> probabilities f32[N, 2] over ("0", "180"); each batch's rows padded to
     one of `predictor.batch_sizes(batch_size)` (few compiled shapes)."""
-    from textrec.inference.predictor import batch_sizes  # pylint: disable=g-import-not-at-top
-
     bs, sizes = self.batch_size, batch_sizes(self.batch_size)
     out = np.zeros((len(crops), len(LABELS)), np.float32)
     for start in range(0, len(crops), bs):
@@ -78,7 +79,5 @@ def load_orientation(name: str = "ch_ppocr_mobile_v2.0_cls",
                      ) -> TextlineOrientation:
   """A TextlineOrientation with the official weights, a Paddle inference directory's or a
   textrec export's."""
-  from textrec.pipelines import forward  # pylint: disable=g-import-not-at-top
-
   fwd, source = forward.load_forward(name, "cls", model_dir)
   return TextlineOrientation(name, fwd, source=source, **kwargs)

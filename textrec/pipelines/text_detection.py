@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from textrec.pipelines import forward
 from textrec.pipelines import det_postprocess as dbp
 
 # PaddleOCR's det NormalizeImage: ImageNet statistics, applied to the channels as read (BGR).
@@ -90,7 +91,5 @@ def load_detector(name: str = "PP-OCRv4_mobile_det", model_dir: str | os.PathLik
                   **kwargs) -> TextDetector:
   """A TextDetector with the official weights (model_dir None: imported from the ONNX in
   rapidocr-onnxruntime), a Paddle inference directory's or a textrec export's."""
-  from textrec.pipelines import forward  # pylint: disable=g-import-not-at-top
-
   fwd, source = forward.load_forward(name, "det", model_dir)
   return TextDetector(name, fwd, source=source, **kwargs)

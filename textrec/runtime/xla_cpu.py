@@ -20,6 +20,7 @@ defaults.
 from __future__ import annotations
 
 import functools
+import platform
 import hashlib
 import json
 import pathlib
@@ -52,7 +53,6 @@ def cpu_model() -> str:
   except OSError:
     pass
   if not name:
-    import platform  # pylint: disable=g-import-not-at-top
     name = platform.processor() or platform.machine()
   return f"{name} [{flags}]" if flags else name
 

@@ -13,10 +13,11 @@ import sys
 import time
 
 import numpy as np
+from absl import logging as absl_logging
 
 from textrec.inference import onnx_backend, predictor
-from textrec.runtime import compile_cache
 from textrec.pipelines import predict as predict_lib
+from textrec.runtime import compile_cache
 from textrec.serving import app as app_lib
 
 BACKENDS = ("auto", "onnx", "jax")
@@ -82,8 +83,6 @@ class ServedOCR:
 
 def run(config) -> int:
   """Serves config.model.name as config.serve says; exit code 0, 2 on bad config/model."""
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/JAX log loading at INFO
   s = config.serve
   try:

@@ -17,8 +17,8 @@ import numpy as np
 
 from textrec.charset import Charset
 from textrec.errors import WeightsError
-from textrec.formats import model_dir
-from textrec.weights import official
+from textrec.formats import checkpoint, model_dir
+from textrec.weights import official, paddle, paddle_infer
 
 @dataclasses.dataclass
 class Weights:
@@ -64,15 +64,12 @@ def load_weights(name: str, path: str | os.PathLike | None = None,
                      "(serve it with create_model(name, model_dir=...), or pass the training "
                      "checkpoint it came from)")
   if kind == "paddle_infer":
-    from textrec.weights import paddle_infer  # pylint: disable=g-import-not-at-top
-
     d = paddle_infer.load(path, name, dict_path)
     w = Weights(d.variables, d.charset, d.deploy, f"Paddle inference dir {path}",
                 d.num_classes, d.notes)
     return _noted(w)
   if kind == "pdparams":
     return _noted(_load_pdparams(name, path, dict_path, strict, prefix))
-  from textrec.formats import checkpoint  # pylint: disable=g-import-not-at-top
 
   meta = checkpoint.read_meta(path)
   if meta.get("model", name) != name:
@@ -121,8 +118,6 @@ def select_submodel(state: dict[str, np.ndarray], prefix: str | None, where: str
 
 def _load_pdparams(name: str, path: str, dict_path: str | None, strict: bool,
                    prefix: str | None = None) -> Weights:
-  from textrec.weights import paddle  # pylint: disable=g-import-not-at-top
-
   notes = []
   state, used = select_submodel(paddle.load_pdparams(path), prefix, path)
   if used:

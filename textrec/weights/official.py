@@ -26,8 +26,10 @@ import shutil
 import tempfile
 from typing import Any
 
-from textrec import charset as charset_lib
 from textrec import files
+from textrec import charset as charset_lib
+from textrec.models import registry
+from textrec.weights import onnx_import, paddle
 
 # Model name -> file under rapidocr_onnxruntime/models/.
 OFFICIAL_ONNX = {"PP-OCRv4_mobile_rec": "ch_PP-OCRv4_rec_infer.onnx",
@@ -87,16 +89,12 @@ def _sha256(path: str) -> str:
 
 def to_variables(state: dict, model_name: str, num_classes: int) -> dict:
   """PaddleOCR-named deploy state dict -> flax variables {"params", "batch_stats"}."""
-  from textrec.weights import paddle
-
   return paddle.paddle_to_flax(state, model_name=model_name, num_classes=num_classes,
                                deploy=True)
 
 
 def import_official(model_name: str = "PP-OCRv4_mobile_rec") -> tuple[dict, charset_lib.Charset]:
   """Imports the official ONNX without touching the cache: (flax variables, Charset)."""
-  from textrec.weights import onnx_import  # pylint: disable=g-import-not-at-top
-
   _check_rec(model_name)
   state, cs = onnx_import.import_onnx(official_onnx_path(model_name))
   return to_variables(state, model_name, cs.num_classes), cs
@@ -108,9 +106,6 @@ def import_official_aux(model_name: str) -> dict:
   `get_model(model_name, kind)(deploy=True)`."""
   import jax
   import jax.numpy as jnp
-
-  from textrec.models import registry
-  from textrec.weights import onnx_import, paddle
 
   if model_name not in OFFICIAL_AUX:
     raise KeyError(f"{model_name!r} is not an official detector or classifier; available: "
@@ -207,8 +202,6 @@ def default_charset(dict_path: str | None = None) -> charset_lib.Charset:
   """The dictionary file given, else PaddleOCR's ppocr_keys_v1 (+ space), which all four
   v4-generation recognizers' published weights use, read from the official ONNX's metadata."""
   import onnx  # pylint: disable=g-import-not-at-top
-
-  from textrec.weights import onnx_import  # pylint: disable=g-import-not-at-top
 
   if dict_path:
     return charset_lib.load_dict(dict_path)

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from textrec.weights import official, paddle_infer, paddle_program, pdiparams
 from textrec.errors import WeightsError
 from textrec.formats import inference_yml, model_dir
+from textrec.models import registry
+from textrec.weights import official, paddle_infer, paddle_program, pdiparams
 
 
 def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
@@ -31,8 +32,6 @@ def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
 def _load_paddle_dir(path: str, name: str, kind: str) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
 
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{path}: no such directory (a Paddle inference directory of "
