@@ -153,13 +153,9 @@ def probs_fn(module, variables: dict, fold_bn: bool = False) -> Callable:
   def fn(x):
     with (nn.intercept_methods(_bn_as_affine) if fold_bn else contextlib.nullcontext()):
       out = module.apply(variables, jnp.transpose(x, (0, 2, 3, 1)), train=False)
-    logits = out["ctc_logits"]
-    return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
+    return recognizer.probs(out)
 
   return fn
-
-
-# ----------------------------------------------------------------------------- inference.yml
 
 
 # ----------------------------------------------------------------------------- export

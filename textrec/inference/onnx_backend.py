@@ -14,9 +14,9 @@ import numpy as np
 
 from textrec import files
 from textrec.charset import Charset
-from textrec.formats import inference_yml
+from textrec.formats import inference_yml, official_files
 from textrec.inference import preprocess
-from textrec.weights import official, onnx_import
+from textrec.weights import onnx_import
 
 def _providers() -> list[str]:
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
@@ -24,6 +24,22 @@ def _providers() -> list[str]:
   have = ort.get_available_providers()
   pref = ["CUDAExecutionProvider", "CPUExecutionProvider"]
   return [p for p in pref if p in have] or have
+
+
+def session(onnx_path: str, providers: list[str] | None = None, intra_op_threads: int = 0,
+            session_config: dict[str, str] | None = None):
+  """An onnxruntime session on `onnx_path`: CUDA when available, else the CPU; onnxruntime's
+  own log lines below errors off; `intra_op_threads` 0 = onnxruntime's default;
+  `session_config`: its session config entries."""
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+
+  opts = ort.SessionOptions()
+  opts.log_severity_level = 3
+  if intra_op_threads:
+    opts.intra_op_num_threads = int(intra_op_threads)
+  for k, v in (session_config or {}).items():
+    opts.add_session_config_entry(k, v)
+  return ort.InferenceSession(onnx_path, opts, providers=providers or _providers())
 
 
 def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = None,
@@ -35,16 +51,15 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   {"session.intra_op.allow_spinning": "0"} (threads sleep rather than spin between ops,
   which the server sets so its event loop keeps a core).
   """
-  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
-
   path = os.fspath(path)
   cfg = inference_yml.read(path)
   where = inference_yml.path_of(path)
-  files = inference_yml.get(cfg, "Global.files", where)
-  if "onnx" not in files:
-    raise FileNotFoundError(f"{where}: this export has no ONNX file (files: {sorted(files)}); "
-                            "re-export with --config.export.format=onnx or all")
-  onnx_path = os.path.join(path, files["onnx"])
+  model_files = inference_yml.get(cfg, "Global.files", where)
+  if "onnx" not in model_files:
+    raise FileNotFoundError(f"{where}: this export has no ONNX file (files: "
+                            f"{sorted(model_files)}); re-export with --config.export.format=onnx "
+                            "or all")
+  onnx_path = os.path.join(path, model_files["onnx"])
   if not os.path.isfile(onnx_path):
     raise FileNotFoundError(f"{onnx_path} (named in {where}) is missing")
   chars = inference_yml.get(cfg, "PostProcess.character_dict", where)
@@ -52,12 +67,7 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   in_name = inference_yml.get(cfg, "Global.input.name", where)
   out_name = inference_yml.get(cfg, "Global.output.name", where)
 
-  opts = ort.SessionOptions()
-  if intra_op_threads:
-    opts.intra_op_num_threads = int(intra_op_threads)
-  for k, v in (session_config or {}).items():
-    opts.add_session_config_entry(k, v)
-  sess = ort.InferenceSession(onnx_path, opts, providers=providers or _providers())
+  sess = session(onnx_path, providers, intra_op_threads, session_config)
   n_cls = sess.get_outputs()[0].shape[-1]
   if not isinstance(n_cls, int):
     n_cls = int(inference_yml.get(cfg, "Global.output.shape", where)[-1])
@@ -94,8 +104,8 @@ def official_dir(model_name: str = "PP-OCRv4_mobile_rec", out_dir: str | None = 
   `<official cache dir>-onnx`."""
   import onnx  # pylint: disable=g-import-not-at-top
 
-  onnx_path = official.official_onnx_path(model_name)
-  out_dir = out_dir or official.cache_dir(model_name) + "-onnx"
+  onnx_path = official_files.onnx_path(model_name)
+  out_dir = out_dir or os.path.join(files.cache_root(), "official", model_name + "-onnx")
   if os.path.isfile(os.path.join(out_dir, inference_yml.YML_FILE)):
     return out_dir
   m = onnx.load(onnx_path, load_external_data=False)

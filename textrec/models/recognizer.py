@@ -69,8 +69,10 @@ class Recognizer(nn.Module):
 
 
 def probs(outputs: Mapping[str, jax.Array]) -> jax.Array:
-  """CTC probabilities [B, T, C] = softmax(ctc_logits), what Paddle's CTCHead returns in eval."""
-  return jax.nn.softmax(outputs["ctc_logits"].astype(jnp.float32), axis=-1)
+  """CTC probabilities [B, T, C] = softmax(ctc_logits), what Paddle's CTCHead returns in eval;
+  computed in float32 at least (float64 logits stay float64)."""
+  logits = outputs["ctc_logits"]
+  return jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
 
 
 def _fields(cls) -> set[str]:

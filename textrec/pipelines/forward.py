@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from textrec.formats import inference_yml
+from textrec.inference import onnx_backend
 from textrec.models import registry
 from textrec.runtime import programs
 from textrec.weights import pipeline_weights
@@ -33,11 +34,7 @@ class OnnxForward:
   """onnxruntime on an exported inference.onnx (input NCHW; det output [B, 1, H, W])."""
 
   def __init__(self, path: str, kind: str):
-    import onnxruntime as ort  # pylint: disable=g-import-not-at-top
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    self.session = onnx_backend.session(path)
     self.input = self.session.get_inputs()[0].name
     self.kind = kind
     self.num_compiled = 0
