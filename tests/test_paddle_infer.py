@@ -12,6 +12,7 @@ import hashlib
 import json
 import pathlib
 import pickle
+import re
 import shutil
 
 import jax
@@ -369,3 +370,17 @@ def test_train_pretrained_from_a_paddle_dir(paddle_infer_dir):
   assert len(ours) == len(theirs) == 354
   for k, v in theirs:
     np.testing.assert_array_equal(np.asarray(ours[k]), v, err_msg=jax.tree_util.keystr(k))
+
+
+def test_corrupt_legacy_program_is_one_error_naming_it(legacy_mobile, tmp_path):
+  data = (legacy_mobile / "inference.pdmodel").read_bytes()
+  for name, bad in [("cut", data[:-1]), ("text", b"not a program\n"),
+                    ("nametag", data.replace(b"batch_norm2d_0.w_0", b"batch_norm2d_0.w_\xff"))]:
+    path = tmp_path / f"{name}.pdmodel"
+    path.write_bytes(bad)
+    want = rf"^{re.escape(str(path))}: not a Paddle ProgramDesc protobuf \([^\n]*\)$"
+    with pytest.raises(paddle_program.ProgramError, match=want):
+      paddle_program.read(path)
+  (tmp_path / "empty.pdmodel").write_bytes(b"")
+  with pytest.raises(paddle_program.ProgramError, match="no blocks: not a Paddle ProgramDesc"):
+    paddle_program.read(tmp_path / "empty.pdmodel")

@@ -5,8 +5,9 @@ Two formats:
   * PIR `inference.json` (PaddlePaddle 3): a JSON program whose parameter ops (`"#": "p"`)
     name each tensor and give it a value id; later ops read values by id (`"I": [{"%": id}]`)
     and carry `struct_name` attributes (`/PPLCNetV3/Sequential/...`: the layer classes).
-  * legacy `inference.pdmodel` (Paddle < 3, PaddleOCR 2.x): a ProgramDesc protobuf; block 0's
-    persistable variables are the tensors, its ops read them by name.
+  * legacy `inference.pdmodel` (Paddle < 3, PaddleOCR 2.x): a ProgramDesc protobuf
+    (textrec.weights.paddle_proto); block 0's persistable variables are the tensors, its ops
+    read them by name.
 Only block 0 / the top region is read: recognizers' inference programs have no control flow.
 """
 from __future__ import annotations
@@ -15,8 +16,10 @@ import dataclasses
 import json
 import os
 
-from textrec.weights import protowire
+from google.protobuf import message
+
 from textrec.errors import WeightsError
+from textrec.weights import paddle_proto
 
 _FEED_FETCH = ("feed", "fetch")
 # VarType.Type codes (framework.proto) of variables that are not saved tensors.
@@ -107,51 +110,24 @@ def read_legacy(path: str) -> Program:
   with open(path, "rb") as f:
     buf = f.read()
   try:
-    blocks = [v for n, _, v in protowire.fields(buf) if n == 1]
-    if not blocks:
+    prog = paddle_proto.ProgramDesc.FromString(buf)
+    if not prog.blocks:
       raise ProgramError(f"{path}: no blocks: not a Paddle ProgramDesc (inference.pdmodel)")
-    variables, ops = [], []
-    for n, _, v in protowire.fields(blocks[0]):
-      if n == 3:
-        variables.append(v)
-      elif n == 4:
-        ops.append(v)
+    block = prog.blocks[0]
     params = {}
-    for v in variables:
-      name, dims, persistable, vtype = _var_desc(v)
-      if persistable and vtype == _LOD_TENSOR and name not in _FEED_FETCH:
-        params[name] = dims
+    for var in block.vars:
+      name = var.name.decode("utf-8")
+      if var.persistable and var.type.type == _LOD_TENSOR and name not in _FEED_FETCH:
+        params[name] = list(var.type.lod_tensor.tensor.dims)
     uses, seen = [], set()
-    for op in ops:
-      for n, _, v in protowire.fields(op):
-        if n != 1:  # inputs
-          continue
-        for m, _, arg in protowire.fields(v):
-          if m == 2:
-            name = arg.decode("utf-8")
-            if name in params and name not in seen:
-              seen.add(name)
-              uses.append(name)
-  except (protowire.WireError, UnicodeDecodeError) as e:
+    for op in block.ops:
+      for arg in (a for inp in op.inputs for a in inp.arguments):
+        name = arg.decode("utf-8")
+        if name in params and name not in seen:
+          seen.add(name)
+          uses.append(name)
+  except (message.DecodeError, UnicodeDecodeError) as e:
     raise ProgramError(f"{path}: not a Paddle ProgramDesc protobuf ({e})") from None
   if not params:
     raise ProgramError(f"{path}: the program has no persistable tensors")
   return Program(path, "legacy", params, uses)
-
-
-def _var_desc(buf: bytes) -> tuple[str, list[int], bool, int]:
-  name, dims, persistable, vtype = "", [], False, -1
-  for n, _, v in protowire.fields(buf):
-    if n == 1:
-      name = v.decode("utf-8")
-    elif n == 3:
-      persistable = bool(v)
-    elif n == 2:  # VarType
-      for m, _, w in protowire.fields(v):
-        if m == 1:
-          vtype = int(w)
-        elif m == 3:  # LoDTensorDesc -> TensorDesc
-          for k, _, t in protowire.fields(w):
-            if k == 1:
-              dims = [protowire.signed(int(d)) for j, _, d in protowire.fields(t) if j == 2]
-  return name, dims, persistable, vtype

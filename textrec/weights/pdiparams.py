@@ -4,7 +4,7 @@ PaddlePaddle.
 The file is the program's persistable tensors, sorted by name, one after another:
   u32 version (0) | u64 LoD levels (0 here; each level: u64 size + bytes) |
   u32 tensor version (0) | i32 n | n bytes of a VarType.TensorDesc protobuf
-  (field 1: data type enum, field 2: dims, one varint each) | the raw little-endian data.
+  (textrec.weights.paddle_proto: data type code, dims) | the raw little-endian data.
 The names are not in the file: they come from the program (textrec.weights.paddle_program).
 """
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from textrec.weights import protowire
+from google.protobuf import message
+
 from textrec.errors import WeightsError
+from textrec.weights import paddle_proto
 
 # Paddle VarType codes of the dense dtypes a parameter file can hold.
 _DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32,
@@ -102,24 +104,13 @@ def read(path: str | os.PathLike, names: Sequence[str],
 
 
 def _decode_desc(buf: bytes, where: str) -> tuple[int, list[int]]:
-  code, dims = None, []
   try:
-    for num, _, val in protowire.fields(buf):
-      if num == 1:
-        code = int(val)
-      elif num == 2:
-        if isinstance(val, bytes):  # packed
-          p = 0
-          while p < len(val):
-            v, p = protowire.read_varint(val, p)
-            dims.append(protowire.signed(v))
-        else:
-          dims.append(protowire.signed(int(val)))
-  except protowire.WireError as e:
+    desc = paddle_proto.TensorDesc.FromString(buf)
+  except message.DecodeError as e:
     raise PdiparamsError(f"{where}: corrupt tensor descriptor ({e})") from None
-  if code is None:
+  if not desc.HasField("data_type"):
     raise PdiparamsError(f"{where}: tensor descriptor without a data type")
-  return code, dims
+  return desc.data_type, list(desc.dims)
 
 
 def dumps(tensors: Mapping[str, np.ndarray]) -> bytes:
@@ -127,8 +118,8 @@ def dumps(tensors: Mapping[str, np.ndarray]) -> bytes:
   parts = []
   for name in sorted(tensors):
     arr = np.asarray(tensors[name])
-    desc = protowire.encode_field(1, _code(arr.dtype)) + b"".join(
-        protowire.encode_field(2, int(d)) for d in arr.shape)
+    desc = paddle_proto.TensorDesc(data_type=_code(arr.dtype),
+                                   dims=[int(d) for d in arr.shape]).SerializeToString()
     parts += [struct.pack("<IQI", 0, 0, 0), struct.pack("<i", len(desc)), desc,
               np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()]
   return b"".join(parts)
