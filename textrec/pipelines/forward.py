@@ -17,7 +17,6 @@ from textrec.formats import inference_yml
 from textrec.inference import onnx_backend
 from textrec.models import registry
 from textrec.runtime import programs
-from textrec.weights import pipeline_weights
 
 Forward = Callable[[np.ndarray], np.ndarray]
 
@@ -57,6 +56,8 @@ def load_forward(name: str, kind: str, model_dir: str | os.PathLike | None = Non
     inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
     return (OnnxForward(os.path.join(path, inference_yml.ONNX_FILE), kind),
             f"exported:{path}")
+
+  from textrec.weights import pipeline_weights  # pylint: disable=g-import-not-at-top  (JAX)
 
   variables, source = pipeline_weights.load_aux(name, kind, model_dir)
 

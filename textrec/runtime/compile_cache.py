@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import jax
-
 from textrec import files
 from textrec.runtime import settings
 
@@ -13,6 +11,8 @@ from textrec.runtime import settings
 def enable() -> None:
   """Switches the cache on, unless the runtime setting `compile_cache` is off or the user
   chose a directory already (jax_compilation_cache_dir)."""
+  import jax  # pylint: disable=g-import-not-at-top  (callers without JAX import this module)
+
   if not settings.get().compile_cache or jax.config.jax_compilation_cache_dir:
     return
   jax.config.update("jax_compilation_cache_dir", os.path.join(files.cache_root(), "jax"))

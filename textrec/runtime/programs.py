@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from textrec import files
-from textrec.runtime import native_depthwise, settings, xla_cpu
+from textrec.runtime import settings, xla_cpu
 
 _LOCK = threading.Lock()  # one compile at a time: the persistent-cache hit counter is global
 _HITS = [0]               # JAX persistent compile cache hits seen in this process
@@ -75,6 +75,8 @@ def program_key(tag: str, variables: Any, shape: tuple[int, ...] | None = None,
   `libs` (module doc); with shape None, the key of the program whatever its input shape."""
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
+
+  from textrec.runtime import native_depthwise  # pylint: disable=g-import-not-at-top  (JAX)
 
   dev = jax.devices()[0]
   leaves, tree = jax.tree_util.tree_flatten(variables)

@@ -14,6 +14,7 @@ import os
 import struct
 from typing import Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 
 from google.protobuf import message
@@ -29,8 +30,6 @@ _BF16 = 22
 
 def _np_dtype(code: int, where: str) -> np.dtype:
   if code == _BF16:
-    import ml_dtypes  # pylint: disable=g-import-not-at-top  (a jax dependency)
-
     return np.dtype(ml_dtypes.bfloat16)
   if code not in _DTYPES:
     raise PdiparamsError(f"{where}: Paddle data type {code} is not a dense numeric type")
