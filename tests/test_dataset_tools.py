@@ -12,6 +12,7 @@ import pytest
 
 from textrec.data import dataset_tools
 from textrec.data import demo
+from textrec.errors import UsageError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -130,9 +131,9 @@ def test_split_is_seeded_and_keeps_backups(small_ds, tmp_path):
 @pytest.mark.parametrize("tp,vp", [(90, 20), (110, -10), (50, 40)])
 def test_split_rejects_bad_percentages(small_ds, tmp_path, capsys, tp, vp):
   before = _snapshot(small_ds)
-  assert dataset_tools.run(_config(small_ds, tmp_path / "o", enable=True, train_percent=tp,
-                                   val_percent=vp)) == 2
-  assert "split failed" in capsys.readouterr().err
+  with pytest.raises(UsageError, match="check_dataset.split"):
+    dataset_tools.run(_config(small_ds, tmp_path / "o", enable=True, train_percent=tp,
+                              val_percent=vp))
   assert _snapshot(small_ds) == before
 
 

@@ -28,3 +28,10 @@ class InputError(TextrecError, ValueError):
 
 class MissingExtraError(TextrecError, ModuleNotFoundError):
   """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+class UnknownNameError(UsageError, KeyError):
+  """A name (of a model, of official weights) that is not known; also a KeyError, for
+  callers that look names up."""
+
+  __str__ = Exception.__str__  # the message as written (KeyError's would quote it)

@@ -25,6 +25,7 @@ import numpy as np
 from textrec import files
 from textrec import charset as charset_lib
 from textrec.data import labels, pipeline, source
+from textrec.errors import UsageError
 
 SPLITS = ("train", "val")
 HIST_INTERVAL = 5
@@ -40,9 +41,9 @@ def split_dataset(dataset_dir: str, train_percent: int, val_percent: int, seed: 
   """
   for name, p in (("train_percent", train_percent), ("val_percent", val_percent)):
     if not 0 <= p <= 100:
-      raise ValueError(f"check_dataset.split.{name}={p}: must be within 0..100")
+      raise UsageError(f"check_dataset.split.{name}={p}: must be within 0..100")
   if train_percent + val_percent != 100:
-    raise ValueError(f"check_dataset.split: train_percent + val_percent = "
+    raise UsageError(f"check_dataset.split: train_percent + val_percent = "
                      f"{train_percent + val_percent}; must be 100")
   lines = []
   found = False
@@ -225,19 +226,15 @@ def check(dataset_dir: str, output_dir: str, cs: charset_lib.Charset | None,
 
 
 def run(config) -> int:
-  """Entry point of mode=check_dataset. Returns 0 when the dataset passes, 1 when not, 2 on a
-  bad split configuration."""
+  """Entry point of mode=check_dataset. Returns 0 when the dataset passes, 1 when not; a bad
+  split configuration raises UsageError (the CLI's exit code 2)."""
   dataset_dir = pipeline.dataset_dir(config)
   output_dir = config.output_dir
   os.makedirs(output_dir, exist_ok=True)
   sp = config.check_dataset.split
   if sp.enable:
-    try:
-      n_train, n_val = split_dataset(dataset_dir, int(sp.train_percent), int(sp.val_percent),
-                                     seed=config.seed)
-    except (ValueError, FileNotFoundError) as e:
-      print(f"split failed: {e}", file=sys.stderr)
-      return 2
+    n_train, n_val = split_dataset(dataset_dir, int(sp.train_percent), int(sp.val_percent),
+                                   seed=config.seed)
     print(f"Split dataset successfully ! train: {n_train}, val: {n_val} "
           f"(previous lists kept as train.txt.bak / val.txt.bak)")
   cs, dict_problem = None, None

@@ -13,8 +13,11 @@ import sys
 import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from textrec.errors import UsageError
 from textrec.export import converters, export
 from textrec.formats import inference_yml
 from textrec.pipelines import det_postprocess, forward, orientation, text_detection
@@ -27,8 +30,6 @@ TOLERANCE = 1e-4
 
 
 def _nchw_fn(name: str, kind: str, variables: dict[str, Any]):
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
   fn = forward.model_fn(name, kind)
   if kind == "det":
     return lambda x: fn(variables, jnp.transpose(x, (0, 2, 3, 1)))[:, None]
@@ -67,7 +68,6 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
                source: str = "", check: bool = True) -> dict[str, str]:
   """Writes out_dir/inference.onnx and inference.yml; checks the ONNX against JAX on random
   inputs (max |Δ| <= 1e-4). Returns {kind: path}."""
-  import jax  # pylint: disable=g-import-not-at-top
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
@@ -103,23 +103,18 @@ def export_aux(name: str, kind: str, variables: dict[str, Any], out_dir: str, op
 def run_ocr(config) -> int:
   """`--config=configs/ocr.py --config.mode=export`: the recognizer (as the recognizers'
   export), the detector and the orientation classifier, each into
-  <output_dir>/inference/<model name>/ (ONNX). Exit code 0, 2 on bad input."""
+  <output_dir>/inference/<model name>/ (ONNX). Exit code 0 (bad input raises textrec.errors'
+  errors, which the CLI shows as one line)."""
   o, e = config.ocr, config.export
   if e.format != "onnx":
-    print(f"export: the OCR pipeline exports ONNX only; got --config.export.format={e.format}",
-          file=sys.stderr)
-    return 2
+    raise UsageError(f"the OCR pipeline exports ONNX only; got export.format={e.format}")
   root = os.path.join(config.output_dir, export.INFERENCE_DIR)
-  try:
-    module, variables, cs, source = export.load_weights(
-        config.model.name, e.weight_path or config.predict.model_dir, config.data.dict_path,
-        int(config.data.height), prefix=config.model.get("weights_prefix") or None)
-    aux_vars = {kind: pipeline_weights.load_aux(name, kind, model_dir or None)
-                for kind, name, model_dir in (("det", o.det_model, o.det_model_dir),
-                                              ("cls", o.cls_model, o.cls_model_dir))}
-  except (FileNotFoundError, ValueError, KeyError, ModuleNotFoundError) as err:
-    print(f"export: cannot load the weights: {err}", file=sys.stderr)
-    return 2
+  module, variables, cs, source = export.load_weights(
+      config.model.name, e.weight_path or config.predict.model_dir, config.data.dict_path,
+      int(config.data.height), prefix=config.model.get("weights_prefix") or None)
+  aux_vars = {kind: pipeline_weights.load_aux(name, kind, model_dir or None)
+              for kind, name, model_dir in (("det", o.det_model, o.det_model_dir),
+                                            ("cls", o.cls_model, o.cls_model_dir))}
   paths = export.export(config.model.name, module, variables, cs,
                         os.path.join(root, config.model.name), "onnx", int(e.opset),
                         int(config.data.height), source)

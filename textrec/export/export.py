@@ -32,15 +32,20 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from flax import traverse_util
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from textrec import charset as charset_lib
+from textrec.errors import UsageError, WeightsError
 from textrec.export import converters
+from textrec.export.converters import load_saved_model  # noqa: F401  (export.load_saved_model)
 from textrec.formats import inference_yml, model_dir
 from textrec.inference import onnx_backend, preprocess
-from textrec.models import registry, zoo
+from textrec.models import recognizer, registry, zoo
 from textrec.weights import loader
-from textrec.export.converters import INPUT_NAME, OUTPUT_NAME, load_saved_model  # noqa: F401
 
 INFERENCE_DIR = "inference"
 SAVED_MODEL_DIR = "saved_model"
@@ -63,8 +68,6 @@ def inference_module(name: str, num_classes: int, dtype: Any = None):
 
 
 def _flat(tree: Any) -> dict[tuple[str, ...], Any]:
-  from flax import traverse_util  # pylint: disable=g-import-not-at-top
-
   return traverse_util.flatten_dict(dict(tree)) if tree else {}
 
 
@@ -72,10 +75,6 @@ def fit_variables(module, variables: dict, height: int = preprocess.HEIGHT,
                   source: str = "weights") -> dict:
   """Keeps exactly the variables `module` uses, as float32 numpy; raises naming what is
   missing or mis-shaped (e.g. a checkpoint of another model or dictionary)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from flax import traverse_util  # pylint: disable=g-import-not-at-top
-
   shapes = jax.eval_shape(lambda: module.init(jax.random.key(0),
                                               jnp.zeros((1, height, 320, 3)), train=False))
   out = {}
@@ -93,7 +92,7 @@ def fit_variables(module, variables: dict, height: int = preprocess.HEIGHT,
       if wrong:
         msg.append("shape mismatch: " + ", ".join(f"{'/'.join(k)} {a} != {b}"
                                                   for k, a, b in wrong[:4]))
-      raise ValueError("; ".join(msg))
+      raise WeightsError("; ".join(msg))
     out[col] = traverse_util.unflatten_dict(
         {k: np.asarray(have[k], np.float32) for k in want})
   return out
@@ -108,8 +107,8 @@ def load_weights(name: str, weight_path: str = "", dict_path: str = "",
   PaddleOCR `.pdparams` file (prefix: the model of a distillation checkpoint).
   """
   if weight_path and model_dir.resolve(weight_path)[0] == "exported":
-    raise ValueError(f"export.weight_path {weight_path!r} is a textrec export already; pass "
-                     "the training checkpoint it came from")
+    raise WeightsError(f"export.weight_path {weight_path!r} is a textrec export already; pass "
+                       "the training checkpoint it came from")
   w = loader.load_weights(name, weight_path, dict_path or None, prefix=prefix)
   variables, cs, source = w.variables, w.charset, w.source
   if not w.deploy:
@@ -122,8 +121,6 @@ def _bn_as_affine(next_fun, args, kwargs, context):
   """flax interceptor: an inference-mode BatchNorm becomes x * a + b with a, b folded on the
   host (a = scale / sqrt(var + eps), b = bias - mean * a), which onnxruntime fuses into the
   preceding Conv (as Paddle's export fuses conv + BN). Other calls pass through."""
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-
   mod = context.module
   if (not isinstance(mod, nn.BatchNorm) or context.method_name != "__call__"
       or not kwargs.get("use_running_average", mod.use_running_average)
@@ -146,10 +143,6 @@ def probs_fn(module, variables: dict, fold_bn: bool = False) -> Callable:
   fold_bn: inference BatchNorms as per-channel affines folded from constant variables (for
   export; `variables` must be concrete arrays, not traced).
   """
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
   def fn(x):
     with (nn.intercept_methods(_bn_as_affine) if fold_bn else contextlib.nullcontext()):
       out = module.apply(variables, jnp.transpose(x, (0, 2, 3, 1)), train=False)
@@ -179,8 +172,6 @@ def check_export(fn: Callable, out_dir: str, height: int = preprocess.HEIGHT,
   inputs), but a barely trained one (BatchNorm statistics after a few steps, huge logits)
   can amplify it past 1e-4; a conversion error stays far above either bar.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-
   rng = np.random.default_rng(0)
   xs = [rng.uniform(-1, 1, (2, 3, height, w)).astype(np.float32) for w in widths]
   refs = [np.asarray(y) for y in map(jax.jit(fn), xs)]
@@ -213,9 +204,6 @@ def check_export(fn: Callable, out_dir: str, height: int = preprocess.HEIGHT,
 
 def _float64_fn(name: str, module, variables: dict) -> Callable:
   """probs_fn of the same model in float64 (to be traced under jax.enable_x64)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
   m64 = inference_module(name, module.head.num_classes, jnp.float64)
   v64 = jax.tree.map(lambda a: np.asarray(a, np.float64)
                      if np.issubdtype(np.asarray(a).dtype, np.floating) else a, variables)
@@ -231,7 +219,7 @@ def export(name: str, module, variables: dict, cs: charset_lib.Charset, out_dir:
            source: str = "", check: bool = True) -> dict[str, str]:
   """Writes the files of `fmt` and inference.yml into out_dir; returns {kind: path}."""
   if fmt not in FORMATS:
-    raise ValueError(f"export.format must be one of {FORMATS}, got {fmt!r}")
+    raise UsageError(f"export.format must be one of {FORMATS}, got {fmt!r}")
   os.makedirs(out_dir, exist_ok=True)
   fn = probs_fn(module, variables, fold_bn=True)
   files: dict[str, str] = {}
@@ -262,20 +250,15 @@ def export(name: str, module, variables: dict, cs: charset_lib.Charset, out_dir:
 
 
 def run(config) -> int:
-  """`--config.mode=export`: writes <output_dir>/inference/. Exit code 0, 2 on bad input."""
+  """`--config.mode=export`: writes <output_dir>/inference/; exit code 0 (bad input raises
+  textrec.errors' errors, which the CLI shows as one line)."""
   e = config.export
   if e.format not in FORMATS:
-    print(f"export: --config.export.format must be one of {FORMATS}, got {e.format!r}",
-          file=sys.stderr)
-    return 2
+    raise UsageError(f"export.format must be one of {FORMATS}, got {e.format!r}")
   height = int(config.data.height)
-  try:
-    module, variables, cs, source = load_weights(
-        config.model.name, e.weight_path, config.data.dict_path, height,
-        prefix=config.model.get("weights_prefix") or None)
-  except (FileNotFoundError, ValueError, KeyError, ModuleNotFoundError) as err:
-    print(f"export: cannot load the weights: {err}", file=sys.stderr)
-    return 2
+  module, variables, cs, source = load_weights(
+      config.model.name, e.weight_path, config.data.dict_path, height,
+      prefix=config.model.get("weights_prefix") or None)
   out_dir = os.path.join(config.output_dir, INFERENCE_DIR)
   paths = export(config.model.name, module, variables, cs, out_dir, e.format, int(e.opset),
                  height, source)

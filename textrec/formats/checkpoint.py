@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import flax
+import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -34,8 +35,6 @@ def _manager(directory: str, item_names: tuple[str, ...], max_to_keep: int | Non
 
 
 def _data_args(iterator, restore: bool):
-  import grain
-
   if iterator is None:
     return None
   return (grain.checkpoint.CheckpointRestore(iterator) if restore

@@ -10,7 +10,7 @@ import dataclasses
 import importlib.util
 import os
 
-from textrec.errors import MissingExtraError
+from textrec.errors import MissingExtraError, UnknownNameError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ def names(kind: str | None = None) -> list[str]:
 def onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:
   """The official ONNX file of `model_name` inside its installed package."""
   if model_name not in FILES:
-    raise KeyError(f"no official weights for {model_name!r}; available: {names()}")
+    raise UnknownNameError(f"no official weights for {model_name!r}; available: {names()}")
   f = FILES[model_name]
   dist = f.package.replace("_", "-")
   spec = importlib.util.find_spec(f.package)

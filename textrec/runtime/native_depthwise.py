@@ -29,6 +29,7 @@ import subprocess
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 
 from textrec import files
@@ -46,8 +47,6 @@ def _compiler() -> str | None:
 @functools.cache
 def fingerprint() -> str:
   """Identifies the build: source, jaxlib, CPU and compiler ("" when there is no compiler)."""
-  import jaxlib  # pylint: disable=g-import-not-at-top
-
   cxx = _compiler()
   if cxx is None:
     return ""

@@ -15,6 +15,7 @@ import time
 import numpy as np
 from absl import logging as absl_logging
 
+from textrec.errors import UsageError
 from textrec.inference import onnx_backend, predictor
 from textrec.pipelines import predict as predict_lib
 from textrec.runtime import compile_cache
@@ -30,9 +31,9 @@ def limits_of(s) -> app_lib.Limits:
                        max_body_bytes=int(s.max_body_bytes), timeout_s=float(s.timeout_s))
   for k in ("max_batch", "max_queue", "max_image_pixels", "max_body_bytes", "timeout_s"):
     if not getattr(lim, k) > 0:
-      raise ValueError(f"serve.{k} must be > 0, got {getattr(lim, k)}")
+      raise UsageError(f"serve.{k} must be > 0, got {getattr(lim, k)}")
   if lim.max_delay_ms < 0:
-    raise ValueError(f"serve.max_delay_ms must be >= 0, got {lim.max_delay_ms}")
+    raise UsageError(f"serve.max_delay_ms must be >= 0, got {lim.max_delay_ms}")
   return lim
 
 
@@ -42,17 +43,17 @@ def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
   (no JAX), or the official ONNX when model_dir is ""; "jax": anything create_model takes
   but an exported dir; "auto": onnx for an exported dir, else jax."""
   if backend not in BACKENDS:
-    raise ValueError(f"serve.backend must be one of {BACKENDS}, got {backend!r}")
+    raise UsageError(f"serve.backend must be one of {BACKENDS}, got {backend!r}")
   kind = predictor.model_dir_kind(model_dir or None)
   if backend == "auto":
     backend = "onnx" if kind == "exported" else "jax"
   if backend == "onnx" and kind == "official":
     model_dir = onnx_backend.official_dir(name)
   elif backend == "onnx" and kind != "exported":
-    raise ValueError(f"backend=onnx serves an exported inference dir; {model_dir!r} is a "
+    raise UsageError(f"backend=onnx serves an exported inference dir; {model_dir!r} is a "
                      f"{kind} model: export it (--config.mode=export) or use backend=jax")
   elif backend == "jax" and kind == "exported":
-    raise ValueError(f"{model_dir!r} is an exported inference dir: serve it with backend=onnx")
+    raise UsageError(f"{model_dir!r} is an exported inference dir: serve it with backend=onnx")
   if backend == "jax":
     compile_cache.enable()
   # onnxruntime's threads sleep between ops instead of spinning: the event loop needs the
@@ -82,19 +83,15 @@ class ServedOCR:
 
 
 def run(config) -> int:
-  """Serves config.model.name as config.serve says; exit code 0, 2 on bad config/model."""
+  """Serves config.model.name as config.serve says; exit code 0 (a bad config or model raises
+  textrec.errors' errors, which the CLI shows as one line)."""
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/JAX log loading at INFO
   s = config.serve
-  try:
-    limits = limits_of(s)
-    t0 = time.perf_counter()
-    rec = load_recognizer(config.model.name, s.model_dir, s.backend, limits.max_batch,
-                          float(config.predict.rotate_tall))
-    rec.recognize([np.full((48, 160, 3), 255, np.uint8)])  # loads / compiles before serving
-  except (FileNotFoundError, ValueError, KeyError, NotImplementedError,
-          ModuleNotFoundError) as e:
-    print(f"serve: cannot start: {e}", file=sys.stderr)
-    return 2
+  limits = limits_of(s)
+  t0 = time.perf_counter()
+  rec = load_recognizer(config.model.name, s.model_dir, s.backend, limits.max_batch,
+                        float(config.predict.rotate_tall))
+  rec.recognize([np.full((48, 160, 3), 255, np.uint8)])  # loads / compiles before serving
   import cv2  # pylint: disable=g-import-not-at-top
   import uvicorn  # pylint: disable=g-import-not-at-top
 
@@ -104,11 +101,7 @@ def run(config) -> int:
   info = {"model": rec.model_name, "source": rec.source}
   pipeline = None
   if "ocr" in config:  # configs/ocr.py: /ocr runs the OCR pipeline on the same recognizer
-    try:
-      pipeline = ServedOCR(predict_lib.pipeline_from_config(config, recognizer=rec))
-    except (FileNotFoundError, ValueError, KeyError, ModuleNotFoundError) as e:
-      print(f"serve: cannot start the OCR pipeline: {e}", file=sys.stderr)
-      return 2
+    pipeline = ServedOCR(predict_lib.pipeline_from_config(config, recognizer=rec))
     pipeline.predict([np.full((64, 256, 3), 255, np.uint8)])  # compiles before serving
     info["ocr"] = {"det": pipeline.pipe.detector.source,
                    "cls": pipeline.pipe.orientation.source if pipeline.pipe.orientation else None}

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import Any, Mapping
 
+import jax
 import numpy as np
 
 from textrec.charset import Charset
@@ -40,8 +41,6 @@ def is_deploy_state(state: Mapping[str, np.ndarray]) -> bool:
 
 def is_deploy_variables(variables: Mapping[str, Any]) -> bool:
   """True when flax params hold fused `reparam_conv` layers (PPLCNetV3 deploy form)."""
-  import jax  # pylint: disable=g-import-not-at-top
-
   paths = jax.tree_util.tree_flatten_with_path(variables.get("params", variables))[0]
   return any("reparam_conv" in jax.tree_util.keystr(p) for p, _ in paths)
 

@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 
 from textrec import files
 from textrec import charset as charset_lib
+from textrec.errors import UnknownNameError
 from textrec.formats import official_files
 from textrec.models import registry
 from textrec.weights import onnx_import, paddle
@@ -38,9 +39,12 @@ _FORMAT = 1  # bump when the cache layout or the conversion changes
 
 
 def _check_rec(model_name: str) -> None:
-  if model_name not in official_files.names("rec"):
-    raise KeyError(f"no official recognizer weights for {model_name!r}; available: "
-                   f"{official_files.names('rec')} (detectors, classifiers: import_official_aux)")
+  if model_name in official_files.names():
+    if model_name not in official_files.names("rec"):
+      raise UnknownNameError(f"{model_name!r} is not a recognizer: use import_official_aux")
+  else:
+    raise UnknownNameError(f"no official weights for {model_name!r}; available: "
+                           f"{official_files.names()}")
 
 
 
@@ -78,7 +82,7 @@ def import_official_aux(model_name: str) -> dict:
   `get_model(model_name, kind)(deploy=True)`."""
   aux = [n for n in official_files.names() if official_files.FILES[n].kind != "rec"]
   if model_name not in aux:
-    raise KeyError(f"{model_name!r} is not an official detector or classifier; available: "
+    raise UnknownNameError(f"{model_name!r} is not an official detector or classifier; available: "
                    f"{aux}")
   kind, shape = official_files.FILES[model_name].kind, official_files.FILES[model_name].template
   read = onnx_import.import_det_onnx if kind == "det" else onnx_import.import_cls_onnx

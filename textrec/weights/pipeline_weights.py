@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from textrec.errors import WeightsError
+from textrec.errors import UnknownNameError, WeightsError
 from textrec.formats import inference_yml, model_dir, official_files
 from textrec.models import registry
 from textrec.weights import official, paddle_infer, paddle_program, pdiparams
@@ -21,7 +23,8 @@ def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
   """-> (deploy-form flax variables of registered model `name` of `kind` ("det" | "cls"),
   a description of where they came from)."""
   if name not in official_files.names(kind):
-    raise KeyError(f"{name!r} is not a {kind} model; available: {official_files.names(kind)}")
+    raise UnknownNameError(f"{name!r} is not a {kind} model; available: "
+                           f"{official_files.names(kind)}")
   if model_dir is None or not os.fspath(model_dir):
     path = official.official_onnx_path(name)
     return official.import_official_aux(name), f"official:{path}"
@@ -29,9 +32,6 @@ def load_aux(name: str, kind: str, model_dir: str | os.PathLike | None = None
 
 
 def _load_paddle_dir(path: str, name: str, kind: str) -> dict[str, Any]:
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
   if not os.path.isdir(path):
     raise FileNotFoundError(f"{path}: no such directory (a Paddle inference directory of "
                             f"{name} is expected)")
