@@ -50,6 +50,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from textrec.formats import inference_yml, official_files  # noqa: E402
 from textrec.inference import predictor  # noqa: E402
 from textrec.runtime import compile_cache  # noqa: E402
 
@@ -98,28 +99,25 @@ def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) 
   from textrec.export import export  # pylint: disable=g-import-not-at-top
 
   out = cache / name
-  if not (out / export.ONNX_FILE).is_file():
+  if not (out / inference_yml.ONNX_FILE).is_file():
     print(f"  exporting {name} to ONNX (once; cached in {out}) ...", file=sys.stderr)
     export.export(name, module, variables, cs, str(out), "onnx", source=src)
-  return str(out / export.ONNX_FILE)
+  return str(out / inference_yml.ONNX_FILE)
 
 
 def forced_runner(module, variables, libs: str):
   """textrec's forward compiled with XLA:CPU kernel variant `libs` (xla_cpu.VARIANTS)."""
-  from textrec.runtime import xla_cpu  # pylint: disable=g-import-not-at-top
+  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
   fwd = predictor.FlaxForward(module, variables)
 
   def run(x):
-    old = os.environ.get(xla_cpu.ENV)
-    os.environ[xla_cpu.ENV] = libs  # read when a shape compiles (or loads) for the first time
+    old = settings.get().xla_cpu_libs
+    settings.configure(xla_cpu_libs=libs)  # read when a shape compiles (or loads) first
     try:
       return fwd(x.transpose(0, 2, 3, 1))
     finally:
-      if old is None:
-        os.environ.pop(xla_cpu.ENV)
-      else:
-        os.environ[xla_cpu.ENV] = old
+      settings.configure(xla_cpu_libs=old)
   return run
 
 
@@ -245,7 +243,7 @@ def main() -> int:
                **{c: forced_runner(module, variables, c[4:]) for c in variants},
                "ort-ours": ort_runner(onnx_ours)}
     ref_onnx = onnx_ours
-    if name in official.OFFICIAL_ONNX:
+    if name in official_files.names():
       ref_onnx = official.official_onnx_path(name)
       runners["ort-off"] = ort_runner(ref_onnx)
     if have["openvino"]:

@@ -24,7 +24,9 @@ import jax  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 import ic15  # noqa: E402
 import train_utils  # noqa: E402
+from textrec.errors import UsageError  # noqa: E402
 from textrec.export import export  # noqa: E402
+from textrec.formats import inference_yml  # noqa: E402
 from textrec.inference import onnx_backend, postprocess, preprocess  # noqa: E402
 from textrec.models import zoo  # noqa: E402
 
@@ -127,7 +129,7 @@ def test_onnx_graph_is_deploy_form(official_export):
   out, _, _, cs = official_export
   from textrec.weights import official, onnx_import  # pylint: disable=g-import-not-at-top
 
-  path = os.path.join(out, export.ONNX_FILE)
+  path = os.path.join(out, inference_yml.ONNX_FILE)
   model = onnx.load(path)
   onnx.checker.check_model(model, full_check=True)
   ops = [n.op_type for n in model.graph.node]
@@ -286,15 +288,15 @@ def test_export_checkpoint_via_run(tmp_path):
   _, dv, _, _ = export.load_weights("tiny_rec", str(tmp_path / "ckpt"))
   n_deploy = sum(a.size for a in jax.tree.leaves(dv))
   n_train = sum(np.size(a) for a in jax.tree.leaves(v))
-  n_onnx = sum(int(np.prod(t.dims)) for t in onnx.load(str(inf / export.ONNX_FILE)).graph.initializer)
+  n_onnx = sum(int(np.prod(t.dims)) for t in onnx.load(str(inf / inference_yml.ONNX_FILE)).graph.initializer)
   assert n_deploy < n_train and n_onnx <= n_deploy + 1000, (n_onnx, n_deploy, n_train)
 
 
-def test_run_rejects_bad_config(tmp_path, capsys):
-  assert export.run(_tiny_config(str(tmp_path), "", "tflite")) == 2
-  assert "export.format" in capsys.readouterr().err
-  assert export.run(_tiny_config(str(tmp_path), str(tmp_path / "nope"), "onnx")) == 2
-  assert "does not exist" in capsys.readouterr().err
+def test_run_rejects_bad_config(tmp_path):
+  with pytest.raises(UsageError, match="export.format"):
+    export.run(_tiny_config(str(tmp_path), "", "tflite"))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    export.run(_tiny_config(str(tmp_path), str(tmp_path / "nope"), "onnx"))
 
 
 def test_export_of_paddle_weights_matches_paddle(paddle_ref_dir, tmp_path):

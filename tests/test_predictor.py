@@ -239,7 +239,8 @@ def test_exported_dir_dispatches_to_onnxruntime(tmp_path):
   pytest.importorskip("yaml", reason="pyyaml missing")
   from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
 
-  from textrec.export import export  # pylint: disable=g-import-not-at-top
+  from textrec.formats import inference_yml  # pylint: disable=g-import-not-at-top
+  from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
 
   cs = charset_lib.from_chars(CHARS)
   w = np.random.default_rng(0).normal(size=(3, cs.num_classes)).astype(np.float32) * 8
@@ -256,9 +257,9 @@ def test_exported_dir_dispatches_to_onnxruntime(tmp_path):
   d.mkdir()
   onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
             str(d / "inference.onnx"))
-  cfg = export.inference_config("PP-OCRv4_mobile_rec", cs, {"onnx": "inference.onnx"})
-  cfg["Global"]["input"]["name"], cfg["Global"]["output"]["name"] = "x", "probs"
-  export.write_yml(str(d / "inference.yml"), cfg)
+  cfg = onnx_backend.inference_config("PP-OCRv4_mobile_rec", cs, {"onnx": "inference.onnx"},
+                                      input_name="x", output_name="probs")
+  inference_yml.write(d / "inference.yml", cfg)
 
   model = predictor.create_model("PP-OCRv4_mobile_rec", model_dir=str(d))
   crops = _crops(7, seed=2)

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from textrec.errors import UsageError
+from textrec.formats import official_files
 from textrec.runtime import settings
 
 FORMATS = ("onnx", "saved_model", "all")
@@ -82,11 +83,10 @@ def check_model(name: str, weights: str, weights_flag: str) -> None:
   if name not in names:
     raise UsageError(f"unknown model {name!r} (--config.model.name); registered: "
                      f"{', '.join(names)}")
-  from textrec.weights import official  # pylint: disable=g-import-not-at-top
-
-  if weights in ("", "official") and name not in official.OFFICIAL_ONNX:
+  shipped = official_files.names("rec")
+  if weights in ("", "official") and name not in shipped:
     raise UsageError(
-        f"{name} has no weights shipped with textrec (only {', '.join(official.OFFICIAL_ONNX)} "
+        f"{name} has no weights shipped with textrec (only {', '.join(shipped)} "
         f"has); give them as {weights_flag}=PATH: {_WEIGHTS_KINDS}")
 
 
