@@ -1,5 +1,6 @@
 """Fast checks of a config before a mode runs: a user's mistake becomes one `UsageError`
 line naming the flag and the fix, before seconds go into importing JAX or loading weights.
+`expand_paths` first turns `~` in every path-valued key into the home directory.
 
 Only what the user gave is checked (values, paths, extras); the modes still validate what
 they read (label files, weights).
@@ -11,9 +12,14 @@ import importlib.util
 import os
 from typing import Any
 
-from textrec.cli import UsageError
+from textrec.errors import UsageError
 
 FORMATS = ("onnx", "saved_model", "all")
+# Config keys that hold paths (a missing section, e.g. `ocr` outside configs/ocr.py, is
+# skipped); predict.input may be a comma-separated list of them.
+PATH_KEYS = ("output_dir", "dataset_dir", "data.dict_path", "train.pretrained",
+             "evaluate.weight_path", "predict.input", "predict.model_dir", "predict.output_dir",
+             "export.weight_path", "serve.model_dir", "ocr.det_model_dir", "ocr.cls_model_dir")
 _WEIGHTS_KINDS = ("a PaddleOCR .pdparams file, a Paddle inference directory or a textrec "
                   "checkpoint / training output directory")
 
@@ -72,21 +78,49 @@ def check_dataset_dir(dataset_dir: str, splits: tuple[str, ...]) -> None:
                        f"{layout})")
 
 
-def check_model(name: str, weights: str, weights_flag: str) -> None:
-  """`name` is registered, and has official weights when `weights` ("" / "official") asks
-  for them; else UsageError naming `weights_flag`, where the weights can be given."""
+def check_model_name(name: str) -> None:
+  """`name` is a registered recognizer; else UsageError with the closest name and the known
+  ones (library words: the CLI adds its flag)."""
+  import difflib  # pylint: disable=g-import-not-at-top
+
   from textrec import registry  # pylint: disable=g-import-not-at-top
 
   names = registry.model_names()
-  if name not in names:
-    raise UsageError(f"unknown model {name!r} (--config.model.name); registered: "
+  if name in names:
+    return
+  other = [k for k in registry.KINDS if k != "rec" and name in registry.model_names(k)]
+  if other:
+    what = {"det": "a text-detection model", "cls": "a text-line orientation classifier"}
+    raise UsageError(f"model {name!r} is {what.get(other[0], other[0])}, not a recognizer "
+                     f"(the OCR pipeline's {other[0]}_model); known recognizers: "
                      f"{', '.join(names)}")
+  close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+  if not close:
+    close = [n for n in names if n.startswith(name)][:1]
+  hint = f"did you mean {close[0]!r}? " if close else ""
+  raise UsageError(f"unknown model {name!r}; {hint}known recognizers: {', '.join(names)}")
+
+
+def check_model(name: str, weights: str, weights_arg: str) -> None:
+  """`name` is registered (`check_model_name`), and has official weights when `weights`
+  ("" / "official") asks for them; else UsageError naming `weights_arg`, where the weights
+  can be given (`model_dir` for the library, a flag for the CLI)."""
+  check_model_name(name)
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   if weights in ("", "official") and name not in official.OFFICIAL_ONNX:
     raise UsageError(
         f"{name} has no weights shipped with textrec (only {', '.join(official.OFFICIAL_ONNX)} "
-        f"has); give them as {weights_flag}=PATH: {_WEIGHTS_KINDS}")
+        f"has); give them as {weights_arg}=PATH: {_WEIGHTS_KINDS}")
+
+
+def _check_model_flag(name: str, weights: str, weights_flag: str) -> None:
+  """`check_model` for the CLI: an unknown name also names --config.model.name."""
+  try:
+    check_model_name(name)
+  except UsageError as e:
+    raise UsageError(f"--config.model.name={name}: {e}") from None
+  check_model(name, weights, weights_flag)
 
 
 def check_extra(module: str, extra: str, mode: str) -> None:
@@ -96,26 +130,37 @@ def check_extra(module: str, extra: str, mode: str) -> None:
 
 
 def predict_inputs(value: str) -> list[str]:
-  """`predict.input` as paths: one path, or a comma-separated list of paths."""
+  """`predict.input` as paths: one path, or a comma-separated list of paths (`~` expanded)."""
+  value = os.path.expanduser(value)
   if os.path.exists(value) or "," not in value:
     return [value]
-  return [v.strip() for v in value.split(",") if v.strip()]
+  return [os.path.expanduser(v.strip()) for v in value.split(",") if v.strip()]
+
+
+def predict_output_dir(config: Any) -> str:
+  """Where predict writes its images / JSON: `predict.output_dir`, else
+  `<output_dir>/predict` (apart from a training run's files in `output_dir`)."""
+  p = config.predict
+  return os.path.expanduser(p.get("output_dir") or os.path.join(config.output_dir, "predict"))
 
 
 def check_predict_input(value: str) -> list[str]:
-  """The input paths; UsageError when one is missing or directories alone hold no image."""
+  """The input paths. A missing one is left to predict, which reports it as that item's
+  error; UsageError when none exists, or when directories alone hold no image."""
   from textrec.inference import inputs  # pylint: disable=g-import-not-at-top
 
   if not value:
     raise UsageError("--config.predict.input=PATH is required (an image, a directory, or "
                      "a comma-separated list of them)")
   paths = predict_inputs(value)
-  for p in paths:
-    _existing("predict.input", p)
-  if not all(os.path.isdir(p) for p in paths):
+  there = [p for p in paths if os.path.exists(p)]
+  if not there:
+    missing = "" if len(paths) == 1 else f" ({', '.join(paths)})"
+    raise UsageError(f"--config.predict.input={value}: no such file or directory{missing}")
+  if not all(os.path.isdir(p) for p in there):
     return paths  # a file named directly: predict reads it and says what is wrong
   n_other = 0
-  for p in paths:
+  for p in there:
     for d, _, files in os.walk(p):
       for f in files:
         if f.lower().endswith(inputs.IMAGE_EXTS) and not f.startswith("."):
@@ -125,8 +170,28 @@ def check_predict_input(value: str) -> list[str]:
                    f"files; images end in {', '.join(inputs.IMAGE_EXTS[:5])}, ...)")
 
 
+def expand_paths(config: Any) -> None:
+  """`~` -> the home directory in every path-valued key (`PATH_KEYS`), in place; a
+  comma-separated predict.input item by item."""
+  for key in PATH_KEYS:
+    *sections, leaf = key.split(".")
+    node = config
+    for sec in sections:
+      node = node.get(sec) if hasattr(node, "get") else None
+    if node is None or leaf not in node or not isinstance(node[leaf], str):
+      continue
+    value = node[leaf]
+    if "~" not in value:
+      continue
+    if key == "predict.input":
+      value = ",".join(predict_inputs(value))
+    node[leaf] = os.path.expanduser(value)
+
+
 def check_config(config: Any) -> None:
-  """Raises UsageError for the first mistake in what `config.mode` uses."""
+  """Expands `~` in its paths (`expand_paths`), then raises UsageError for the first mistake
+  in what `config.mode` uses."""
+  expand_paths(config)
   mode = config.mode
   from textrec.inference import xla_cpu  # pylint: disable=g-import-not-at-top
   try:
@@ -138,11 +203,14 @@ def check_config(config: Any) -> None:
     raise UsageError(f"--config.output_dir={config.output_dir}: is a file, not a directory")
   if mode == "predict":
     p = config.predict
+    if os.path.isfile(predict_output_dir(config)):
+      raise UsageError(f"predict's output directory {predict_output_dir(config)} is a file "
+                       "(set --config.predict.output_dir=DIR)")
     check_predict_input(p.input)
     _at_least("predict.batch_size", p.batch_size, 1)
     _at_least("predict.rotate_tall", p.rotate_tall, 0)
     _existing("predict.model_dir", p.model_dir, _WEIGHTS_KINDS)
-    check_model(config.model.name, p.model_dir, "--config.predict.model_dir")
+    _check_model_flag(config.model.name, p.model_dir, "--config.predict.model_dir")
     if "ocr" in config:
       check_ocr(config.ocr)
   elif mode == "evaluate":
@@ -152,7 +220,7 @@ def check_config(config: Any) -> None:
     _existing("evaluate.weight_path", e.weight_path, _WEIGHTS_KINDS)
     _existing("data.dict_path", config.data.dict_path)
     check_dataset_dir(config.dataset_dir, (e.split,))
-    check_model(config.model.name, e.weight_path, "--config.evaluate.weight_path")
+    _check_model_flag(config.model.name, e.weight_path, "--config.evaluate.weight_path")
   elif mode == "train":
     t, o = config.train, config.optim
     for flag, v in (("train.batch_size", t.batch_size), ("train.log_every", t.log_every),
@@ -171,7 +239,7 @@ def check_config(config: Any) -> None:
       _existing("train.pretrained", t.pretrained, f"'official', '' (from scratch) or "
                 f"{_WEIGHTS_KINDS}")
     check_dataset_dir(config.dataset_dir, ("train", "val"))
-    check_model(config.model.name, t.pretrained or "scratch", "--config.train.pretrained")
+    _check_model_flag(config.model.name, t.pretrained or "scratch", "--config.train.pretrained")
   elif mode == "export":
     x = config.export
     _one_of("export.format", x.format, FORMATS)
@@ -180,7 +248,7 @@ def check_config(config: Any) -> None:
       check_extra("jax2onnx", "export", "export to ONNX")
     if x.format in ("saved_model", "all"):
       check_extra("tensorflow", "export", "export to a SavedModel")
-    check_model(config.model.name, x.weight_path, "--config.export.weight_path")
+    _check_model_flag(config.model.name, x.weight_path, "--config.export.weight_path")
   elif mode == "check_dataset":
     if config.dataset_dir and not os.path.isdir(config.dataset_dir):
       raise UsageError(f"--config.dataset_dir={config.dataset_dir}: no such directory")

@@ -238,9 +238,12 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
   prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
   `TextRecognizer`. session_config: onnxruntime session config entries, for an exported dir.
+  Paths may start with `~`.
   """
   from textrec import checks  # pylint: disable=g-import-not-at-top
 
+  model_dir = os.path.expanduser(model_dir) if model_dir else None
+  dict_path = os.path.expanduser(dict_path) if dict_path else None
   if model_dir_kind(model_dir) != "exported":  # (an export runs without JAX)
     checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
     enable_compile_cache()  # a fresh process reuses earlier runs' compiled programs
@@ -265,9 +268,9 @@ def enable_compile_cache() -> None:
 
 def run(config) -> int:
   """`--config.mode=predict`: recognises config.predict.input, prints each result and saves
-  images/JSON under config.output_dir, then a summary line (counts by reason). Exit code 0;
-  1 when an input failed or none was read (a directory's non-image files are skipped, not
-  failed); 2 on bad config."""
+  images/JSON under config.predict.output_dir (default <output_dir>/predict), then a summary
+  line (counts by reason). Exit code 0; 1 when an input failed or none was read (a
+  directory's non-image files are skipped, not failed); 2 on bad config."""
   p = config.predict
   if not p.input:
     print("predict: --config.predict.input=PATH (image, directory or list) is required",
@@ -286,9 +289,10 @@ def run(config) -> int:
           ModuleNotFoundError) as e:
     print(f"predict: cannot load the model: {e}", file=sys.stderr)
     return 2
-  out_dir = config.output_dir
-  os.makedirs(out_dir, exist_ok=True)
   from textrec import checks  # pylint: disable=g-import-not-at-top
+
+  out_dir = checks.predict_output_dir(config)
+  os.makedirs(out_dir, exist_ok=True)
 
   n_ok, n_empty, failed, skipped = 0, 0, collections.Counter(), collections.Counter()
   t0 = time.perf_counter()

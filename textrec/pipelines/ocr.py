@@ -138,14 +138,18 @@ def create_pipeline(pipeline: str = "OCR", *, rec_model: str = "PP-OCRv4_mobile_
 
   rec_model / det_model / cls_model: registered names; *_model_dir: None for the official
   weights, else a Paddle inference directory (any of the three) or any weights
-  `create_model` takes (the recognizer). params: OCRParams' fields (the defaults of
-  `predict`). det_mean / det_std: detection normalisation (default ImageNet's, PaddleOCR's);
-  det_pad_to: pad detection inputs to multiples of this (fewer compiled shapes).
-  text_det_use_dilation / score_mode / max_candidates: DBPostProcess's other settings.
+  `create_model` takes (the recognizer); paths may start with `~`. params: OCRParams'
+  fields (the defaults of `predict`). det_mean / det_std: detection normalisation (default
+  ImageNet's, PaddleOCR's); det_pad_to: pad detection inputs to multiples of this (fewer
+  compiled shapes). text_det_use_dilation / score_mode / max_candidates: DBPostProcess's
+  other settings.
   recognizer: an existing TextRecognizer to use instead of loading rec_model.
   """
   if pipeline not in PIPELINES:
     raise ValueError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
+  home = lambda p: os.path.expanduser(p) if p else None  # noqa: E731  (`~/...` paths)
+  rec_model_dir, det_model_dir = home(rec_model_dir), home(det_model_dir)
+  cls_model_dir, rec_dict_path = home(cls_model_dir), home(rec_dict_path)
   from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
   from textrec.pipelines import text_detection  # pylint: disable=g-import-not-at-top
 

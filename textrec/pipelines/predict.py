@@ -36,8 +36,9 @@ def pipeline_from_config(config, recognizer=None):
 
 def run(config) -> int:
   """Reads config.predict.input (image, directory or comma list), prints each image's lines
-  and saves `<stem>_ocr_res_img.png` / `<stem>_res.json` under config.output_dir, then a
-  summary line. Exit code 0; 1 when an input failed or none was read; 2 on bad config."""
+  and saves `<stem>_ocr_res_img.png` / `<stem>_res.json` under config.predict.output_dir
+  (default <output_dir>/predict), then a summary line. Exit code 0; 1 when an input failed
+  or none was read; 2 on bad config."""
   from textrec import checks  # pylint: disable=g-import-not-at-top
 
   p = config.predict
@@ -47,7 +48,7 @@ def run(config) -> int:
           ModuleNotFoundError) as e:
     print(f"predict: cannot load the OCR pipeline: {e}", file=sys.stderr)
     return 2
-  out_dir = config.output_dir
+  out_dir = checks.predict_output_dir(config)
   os.makedirs(out_dir, exist_ok=True)
   n_ok, n_lines, failed, skipped = 0, 0, collections.Counter(), collections.Counter()
   t0 = time.perf_counter()

@@ -268,6 +268,45 @@ def check_model_name(yml: Mapping | None, name: str, where: str) -> None:
                    f"--config.model.name / a config of that model)")
 
 
+# What each kind of model is, and where the OCR pipeline takes its directory.
+_KINDS = {"rec": ("a text recognizer", "rec_model_dir"),
+          "det": ("a text-detection model", "det_model_dir"),
+          "cls": ("a text-line orientation classifier", "cls_model_dir")}
+_POSTPROCESS_KIND = {"CTCLabelDecode": "rec", "DBPostProcess": "det", "ClsPostProcess": "cls",
+                     "Topk": "cls"}
+
+
+def model_kind(yml: Mapping | None, program: paddle_program.Program) -> str | None:
+  """"rec" | "det" | "cls" | None (unknown) for a Paddle inference directory: from
+  inference.yml's PostProcess name, else from the program's last layer: a detector's is a
+  convolution with one output channel (the text probability map), a classifier's a few
+  classes, a recognizer's a class per character."""
+  post = ((yml or {}).get("PostProcess") or {}).get("name")
+  if post in _POSTPROCESS_KIND:
+    return _POSTPROCESS_KIND[post]
+  if not program.uses:
+    return None
+  layer = program.uses[-1].rsplit(".", 1)[0]
+  dims = [program.params[n] for n in program.uses if n.rsplit(".", 1)[0] == layer]
+  width = program.params[program.uses[-1]][-1]
+  if any(len(d) == 4 for d in dims):
+    return "det" if width == 1 else None
+  return "cls" if width <= 4 else "rec" if width > 30 else None
+
+
+def check_kind(path: str, yml: Mapping | None, program: paddle_program.Program,
+               want: str) -> None:
+  """WeightsError when directory `path` holds another kind of model than `want` ("rec" |
+  "det" | "cls"), naming what it is and where the OCR pipeline takes it."""
+  have = model_kind(yml, program)
+  if have is None or have == want:
+    return
+  name = ((yml or {}).get("Global") or {}).get("model_name")
+  what, arg = _KINDS[have]
+  raise WeightsError(f"{path}: {what}{f' ({name})' if name else ''}, not {_KINDS[want][0]}; "
+                     f"pass it as the OCR pipeline's {arg} (create_pipeline({arg}=...))")
+
+
 def yml_charset(chars: Any, num_classes: int, where: str) -> charset_lib.Charset:
   """PaddleX's `PostProcess.character_dict` -> Charset. PaddleX's CTCLabelDecode appends a
   space to the list; a list that already ends with the space (older textrec exports) is
@@ -304,13 +343,14 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
   path = os.fspath(path)
   notes: list[str] = []
   yml = read_yml(path)
-  check_model_name(yml, name, os.path.join(path, YML_FILE))
   prog_path = program_file(path)
+  program = paddle_program.read(prog_path)
+  check_kind(path, yml, program, "rec")  # a detector's dir, say, named as one
+  check_model_name(yml, name, os.path.join(path, YML_FILE))
   params_path = os.path.join(path, PARAMS_FILE)
   if not os.path.isfile(params_path):
     raise FileNotFoundError(f"{params_path} is missing: the directory has the program "
                             f"({os.path.basename(prog_path)}) but not its weights")
-  program = paddle_program.read(prog_path)
   mapping, deploy, num_classes, _, shapes = map_program(program, name)
   tensors = pdiparams.read(params_path, list(program.params), program.params)
   unmapped = sorted(set(program.params) - set(mapping))

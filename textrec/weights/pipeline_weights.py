@@ -42,8 +42,9 @@ def _load_paddle_dir(path: str, name: str, kind: str) -> dict[str, Any]:
     raise FileNotFoundError(f"{params_path} is missing: the directory has the program "
                             f"({os.path.basename(prog_path)}) but not its weights")
   yml = paddle_infer.read_yml(path)
-  paddle_infer.check_model_name(yml, name, os.path.join(path, paddle_infer.YML_FILE))
   program = paddle_program.read(prog_path)
+  paddle_infer.check_kind(path, yml, program, kind)
+  paddle_infer.check_model_name(yml, name, os.path.join(path, paddle_infer.YML_FILE))
   model = registry.get_model(name, kind=kind)(deploy=True)
   shape = official.OFFICIAL_AUX[name][1]
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
