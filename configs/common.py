@@ -101,8 +101,9 @@ def evaluate_section() -> mlc.ConfigDict:
 
 def predict_section() -> mlc.ConfigDict:
   return mlc.ConfigDict(dict(
-      input="",
+      input="",              # an image, a directory or a comma list (a missing one fails alone)
       model_dir="",
+      output_dir="",         # images / JSON; "" = <output_dir>/predict
       batch_size=6,
       # 0 = off. r > 0: crops with height >= r * width are also read turned 90 degrees each
       # way, keeping the most confident reading (vertical / steeply rotated words), e.g. 1.2.

@@ -2,7 +2,8 @@
 text-line orientation classifier and PP-OCRv4_mobile_rec (official weights), with PaddleX's
 OCR-pipeline settings for PP-OCRv4.
 
-Predict (prints each image's lines; saves <stem>_ocr_res_img.png and <stem>_res.json):
+Predict (prints each image's lines; saves <stem>_ocr_res_img.png and <stem>_res.json in
+output/predict/, or --config.predict.output_dir=DIR; `~` works in every path):
   python -m textrec.main --config=configs/ocr.py --config.predict.input=PATH
 Another recognizer or weights (any --config.model.name; Paddle inference dirs for all three):
   ... --config.model.name=PP-OCRv4_server_rec --config.predict.model_dir=DIR \

@@ -4,7 +4,8 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml.
 
 Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
   python -m textrec.main --config=configs/v4_mobile.py
-Predict:
+Predict (PATH: an image, a directory or a comma list; results in output/predict/, or
+--config.predict.output_dir=DIR; `~` works in every path):
   python -m textrec.main --config=configs/v4_mobile.py --config.mode=predict \
       --config.predict.input=PATH
 """

@@ -123,9 +123,12 @@ def test_predict_missing_input():
              "--config.predict.input=no/such.png: no such file or directory")
 
 
-def test_predict_comma_list_names_the_missing_one(tmp_path):
-  _one_error(_run("--config.mode=predict", f"--config.predict.input=README.md,{tmp_path}/x.png"),
-             f"{tmp_path}/x.png: no such file or directory")
+def test_predict_comma_list_of_missing_paths_names_them(tmp_path):
+  """Only when no input exists is it a usage error (a missing one among others fails alone:
+  tests/test_newcomer.py)."""
+  _one_error(_run("--config.mode=predict",
+                  f"--config.predict.input={tmp_path}/x.png,no/y.png"),
+             "no such file or directory", f"{tmp_path}/x.png", "no/y.png")
 
 
 def test_predict_folder_without_images(tmp_path):

@@ -343,8 +343,8 @@ def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   assert ("7 recognised, 2 failed (1 not a readable image, 1 empty file), 1 skipped "
           "(1 not an image file)") in captured.err
   assert "readme.txt" not in captured.err
-  assert len(list(out.glob("*_res.json"))) == 9
-  assert len(list(out.glob("*_res.png"))) == 7
+  assert len(list((out / "predict").glob("*_res.json"))) == 9  # apart from training's files
+  assert len(list((out / "predict").glob("*_res.png"))) == 7
   good = tmp_path / "good"
   good.mkdir()
   cv2.imwrite(str(good / "a.png"), _crops(1)[0])
@@ -419,6 +419,7 @@ def test_official_cli_predict_subprocess(official_model, ic15_dir, tmp_path):
                       f"--config.output_dir={out}"], cwd=REPO, capture_output=True, text=True,
                      timeout=600)
   assert r.returncode == 0, r.stderr[-2000:]
+  out = out / "predict"  # predict's own directory under output_dir
   res = json.loads((out / "val_word_1_res.json").read_text(encoding="utf-8"))["res"]
   [expected] = list(official_model.predict(str(img)))
   assert res["rec_text"] == expected.rec_text

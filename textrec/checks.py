@@ -1,5 +1,6 @@
 """Fast checks of a config before a mode runs: a user's mistake becomes one `UsageError`
 line naming the flag and the fix, before seconds go into importing JAX or loading weights.
+`expand_paths` first turns `~` in every path-valued key into the home directory.
 
 Only what the user gave is checked (values, paths, extras); the modes still validate what
 they read (label files, weights).
@@ -13,9 +14,16 @@ from typing import Any
 
 from textrec.errors import UsageError
 from textrec.formats import official_files
+from textrec.inference import inputs
+from textrec.models import registry
 from textrec.runtime import settings
 
 FORMATS = ("onnx", "saved_model", "all")
+# Config keys that hold paths (a missing section, e.g. `ocr` outside configs/ocr.py, is
+# skipped); predict.input may be a comma-separated list of them.
+PATH_KEYS = ("output_dir", "dataset_dir", "data.dict_path", "train.pretrained",
+             "evaluate.weight_path", "predict.input", "predict.model_dir", "predict.output_dir",
+             "export.weight_path", "serve.model_dir", "ocr.det_model_dir", "ocr.cls_model_dir")
 _WEIGHTS_KINDS = ("a PaddleOCR .pdparams file, a Paddle inference directory or a textrec "
                   "checkpoint / training output directory")
 
@@ -75,19 +83,14 @@ def check_dataset_dir(dataset_dir: str, splits: tuple[str, ...]) -> None:
 
 
 def check_model(name: str, weights: str, weights_flag: str) -> None:
-  """`name` is registered, and has official weights when `weights` ("" / "official") asks
-  for them; else UsageError naming `weights_flag`, where the weights can be given."""
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-
-  names = registry.model_names()
-  if name not in names:
-    raise UsageError(f"unknown model {name!r} (--config.model.name); registered: "
-                     f"{', '.join(names)}")
-  shipped = official_files.names("rec")
-  if weights in ("", "official") and name not in shipped:
-    raise UsageError(
-        f"{name} has no weights shipped with textrec (only {', '.join(shipped)} "
-        f"has); give them as {weights_flag}=PATH: {_WEIGHTS_KINDS}")
+  """`name` is a registered recognizer and has official weights when `weights` ("" /
+  "official") asks for them; else UsageError naming the flag that is wrong."""
+  try:
+    registry.check_name(name)
+  except UsageError as e:
+    raise UsageError(f"--config.model.name={name}: {e}") from None
+  if weights in ("", "official"):
+    official_files.check_shipped(name, weights_flag)
 
 
 def check_extra(module: str, extra: str, mode: str) -> None:
@@ -97,26 +100,35 @@ def check_extra(module: str, extra: str, mode: str) -> None:
 
 
 def predict_inputs(value: str) -> list[str]:
-  """`predict.input` as paths: one path, or a comma-separated list of paths."""
+  """`predict.input` as paths: one path, or a comma-separated list of paths (`~` expanded)."""
+  value = os.path.expanduser(value)
   if os.path.exists(value) or "," not in value:
     return [value]
-  return [v.strip() for v in value.split(",") if v.strip()]
+  return [os.path.expanduser(v.strip()) for v in value.split(",") if v.strip()]
+
+
+def predict_output_dir(config: Any) -> str:
+  """Where predict writes its images / JSON: `predict.output_dir`, else
+  `<output_dir>/predict` (apart from a training run's files in `output_dir`)."""
+  p = config.predict
+  return os.path.expanduser(p.get("output_dir") or os.path.join(config.output_dir, "predict"))
 
 
 def check_predict_input(value: str) -> list[str]:
-  """The input paths; UsageError when one is missing or directories alone hold no image."""
-  from textrec.inference import inputs  # pylint: disable=g-import-not-at-top
-
+  """The input paths. A missing one is left to predict, which reports it as that item's
+  error; UsageError when none exists, or when directories alone hold no image."""
   if not value:
     raise UsageError("--config.predict.input=PATH is required (an image, a directory, or "
                      "a comma-separated list of them)")
   paths = predict_inputs(value)
-  for p in paths:
-    _existing("predict.input", p)
-  if not all(os.path.isdir(p) for p in paths):
+  there = [p for p in paths if os.path.exists(p)]
+  if not there:
+    missing = "" if len(paths) == 1 else f" ({', '.join(paths)})"
+    raise UsageError(f"--config.predict.input={value}: no such file or directory{missing}")
+  if not all(os.path.isdir(p) for p in there):
     return paths  # a file named directly: predict reads it and says what is wrong
   n_other = 0
-  for p in paths:
+  for p in there:
     for d, _, files in os.walk(p):
       for f in files:
         if f.lower().endswith(inputs.IMAGE_EXTS) and not f.startswith("."):
@@ -126,8 +138,28 @@ def check_predict_input(value: str) -> list[str]:
                    f"files; images end in {', '.join(inputs.IMAGE_EXTS[:5])}, ...)")
 
 
+def expand_paths(config: Any) -> None:
+  """`~` -> the home directory in every path-valued key (`PATH_KEYS`), in place; a
+  comma-separated predict.input item by item."""
+  for key in PATH_KEYS:
+    *sections, leaf = key.split(".")
+    node = config
+    for sec in sections:
+      node = node.get(sec) if hasattr(node, "get") else None
+    if node is None or leaf not in node or not isinstance(node[leaf], str):
+      continue
+    value = node[leaf]
+    if "~" not in value:
+      continue
+    if key == "predict.input":
+      value = ",".join(predict_inputs(value))
+    node[leaf] = os.path.expanduser(value)
+
+
 def check_config(config: Any) -> None:
-  """Raises UsageError for the first mistake in what `config.mode` uses."""
+  """Expands `~` in its paths (`expand_paths`), then raises UsageError for the first mistake
+  in what `config.mode` uses."""
+  expand_paths(config)
   mode = config.mode
   try:
     settings.configure(**dict(config.get("runtime") or {}))
@@ -138,6 +170,9 @@ def check_config(config: Any) -> None:
     raise UsageError(f"--config.output_dir={config.output_dir}: is a file, not a directory")
   if mode == "predict":
     p = config.predict
+    if os.path.isfile(predict_output_dir(config)):
+      raise UsageError(f"predict's output directory {predict_output_dir(config)} is a file "
+                       "(set --config.predict.output_dir=DIR)")
     check_predict_input(p.input)
     _at_least("predict.batch_size", p.batch_size, 1)
     _at_least("predict.rotate_tall", p.rotate_tall, 0)

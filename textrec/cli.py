@@ -104,8 +104,20 @@ def load_config_file(path: str) -> Any:
   return get_config()
 
 
+def _leaf_keys(node: Any, prefix: str = "") -> list[str]:
+  """Every value's full dotted key ("predict.input", "seed", ...)."""
+  out = []
+  for k in node.keys():
+    if hasattr(node[k], "keys"):
+      out += _leaf_keys(node[k], f"{prefix}{k}.")
+    else:
+      out.append(f"{prefix}{k}")
+  return out
+
+
 def _bad_override(config: Any, argv: Sequence[str]) -> str | None:
-  """The first `--config.a.b=...` naming no config key, explained, else None."""
+  """The first `--config.a.b=...` naming no config key, explained (with the closest full
+  key, e.g. predict.input for predict_input), else None."""
   for a in argv:
     if not a.startswith("--config."):
       continue
@@ -117,10 +129,14 @@ def _bad_override(config: Any, argv: Sequence[str]) -> str | None:
         where = ".".join(parts[:i]) or "the config"
         if not keys:
           return f"{flag}: {where} is a value, not a section; write --config.{where}=VALUE"
-        close = difflib.get_close_matches(key, keys, n=1)
+        # A value is set on a leaf: match the whole dotted key against every leaf's, then
+        # (a misspelt section with a right key) the one name against this level's.
+        close = difflib.get_close_matches(".".join(parts), _leaf_keys(config), n=1)
+        if not close:
+          close = [".".join(parts[:i] + m + parts[i + 1:])
+                   for m in [difflib.get_close_matches(key, keys, n=1)] if m]
         if close:
-          fixed = ".".join(parts[:i] + close + parts[i + 1:])
-          fix = f"did you mean --config.{fixed}{'=' + value if value else ''}?"
+          fix = f"did you mean --config.{close[0]}{'=' + value if value else ''}?"
         else:
           fix = f"{where} has {', '.join(sorted(keys))}"
         return f"{flag}: no such config key ({fix})"

@@ -28,8 +28,11 @@ BEST_DIR = "best_model"
 
 def _manager(directory: str, item_names: tuple[str, ...], max_to_keep: int | None,
              read_only: bool = False) -> ocp.CheckpointManager:
+  # read_only with Orbax's default save_interval_steps (1) makes Orbax log a warning that
+  # it resets it to 0 at every load: give it 0 for a reader.
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                         read_only=read_only)
+                                         read_only=read_only,
+                                         save_interval_steps=0 if read_only else 1)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options,
                                item_names=item_names)
 

@@ -22,9 +22,11 @@ YML_FILE = "inference.yml"
 ONNX_FILE = "inference.onnx"
 # PostProcess.name -> the kind of model ("rec", "det", "cls"; textrec.models.registry kinds)
 KIND_OF_POSTPROCESS = {"CTCLabelDecode": "rec", "DBPostProcess": "det",
-                       "ClsPostProcess": "cls"}
-KIND_WORDS = {"rec": "a text-recognition model", "det": "a text-detection model",
-              "cls": "a text-line orientation classifier"}
+                       "ClsPostProcess": "cls", "Topk": "cls"}
+# What each kind of model is, and where the OCR pipeline takes its directory.
+KINDS = {"rec": ("a text recognizer", "rec_model_dir"),
+         "det": ("a text-detection model", "det_model_dir"),
+         "cls": ("a text-line orientation classifier", "cls_model_dir")}
 
 
 def path_of(path: str | os.PathLike) -> str:
@@ -84,13 +86,18 @@ def model_kind(cfg: Mapping | None) -> str | None:
   return KIND_OF_POSTPROCESS.get(((cfg or {}).get("PostProcess") or {}).get("name"))
 
 
+def wrong_kind(where: str, have: str, want: str, name: str | None = None) -> WeightsError:
+  """The error for a model directory of kind `have` given where one of `want` belongs."""
+  what, arg = KINDS[have]
+  return WeightsError(f"{where}: {what}{f' ({name})' if name else ''}, not {KINDS[want][0]}; "
+                      f"pass it as the OCR pipeline's {arg} (create_pipeline({arg}=...))")
+
+
 def check_kind(cfg: Mapping | None, kind: str, where: str) -> None:
   """WeightsError when the yml says the model is of another kind than `kind`."""
   have = model_kind(cfg)
   if have is not None and have != kind:
-    name = model_name(cfg)
-    raise WeightsError(f"{where}: {KIND_WORDS[have]}" + (f" ({name})" if name else "")
-                       + f", not {KIND_WORDS[kind].split(' ', 1)[1]}")
+    raise wrong_kind(where, have, kind, model_name(cfg))
 
 
 def check_model_name(cfg: Mapping | None, name: str, where: str) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import importlib.util
 import os
 
-from textrec.errors import MissingExtraError, UnknownNameError
+from textrec.errors import MissingExtraError, UnknownNameError, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,16 @@ FILES = {
 def names(kind: str | None = None) -> list[str]:
   """Models with official weights (of `kind`, or all)."""
   return sorted(n for n, f in FILES.items() if kind is None or f.kind == kind)
+
+
+def check_shipped(model_name: str, where: str = "model_dir") -> None:
+  """UsageError unless official weights of `model_name` ship with textrec; it says to give
+  the weights as `where` (an argument or a flag)."""
+  if model_name not in FILES:
+    raise UsageError(f"{model_name} has no weights shipped with textrec (only "
+                     f"{', '.join(names('rec'))} has); give them as {where}=PATH: a PaddleOCR "
+                     ".pdparams file, a Paddle inference directory or a textrec checkpoint / "
+                     "training output directory")
 
 
 def onnx_path(model_name: str = "PP-OCRv4_mobile_rec") -> str:

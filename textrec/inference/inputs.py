@@ -1,13 +1,15 @@
 """Streaming iteration over predict inputs.
 
-An input is a path (image file or directory), a BGR np.ndarray (one image [H, W(, C)] or a
-stack [N, H, W, C]), or a list of these. `iter_inputs` yields one `Item` per image, reading
-each file only when the item is pulled, so a directory is never held in memory. A bad input
-yields an `Item` whose `error` names it and says what is wrong, instead of raising.
+An input is a path (image file or directory; `~` expanded), a BGR np.ndarray (one image
+[H, W(, C)] or a stack [N, H, W, C]), or a list of these. `iter_inputs` yields one `Item` per
+image, reading each file only when the item is pulled, so a directory is never held in
+memory. A bad input yields an `Item` whose `error` names it and says what is wrong, instead
+of raising.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -83,6 +85,21 @@ def header_pixels(buf: bytes) -> tuple[int, str] | None:
       return None
 
 
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+  """OpenCV's own log (its `[ WARN:...]` lines on stderr) at ERROR within the block."""
+  logging = getattr(getattr(cv2, "utils", None), "logging", None)
+  if logging is None:
+    yield
+    return
+  before = logging.getLogLevel()
+  logging.setLogLevel(min(before, logging.LOG_LEVEL_ERROR))
+  try:
+    yield
+  finally:
+    logging.setLogLevel(before)
+
+
 def decode_image(buf: bytes | np.ndarray, name: str) -> tuple[np.ndarray | None, str | None]:
   """Decodes encoded image bytes as OpenCV's imread(IMREAD_COLOR) does -> (BGR uint8, None)
   or (None, error naming `name`)."""
@@ -90,7 +107,8 @@ def decode_image(buf: bytes | np.ndarray, name: str) -> tuple[np.ndarray | None,
   if buf.size == 0:
     return None, f"{name}: empty file"
   try:
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    with _quiet_opencv():  # a truncated file is our per-item error, not an OpenCV WARN line
+      img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
   except cv2.error:
     img = None
   if img is None:
@@ -124,7 +142,7 @@ def _walk_dir(root: str) -> Iterator[str]:
 def _expand(inp: Any, name: str) -> Iterator[tuple[str | None, Any]]:
   """Flattens one input into (path_or_None, path_or_array_or_error) pairs, lazily."""
   if isinstance(inp, (str, os.PathLike)):
-    path = os.fspath(inp)
+    path = os.path.expanduser(os.fspath(inp))
     if os.path.isdir(path):
       for f in _walk_dir(path):
         if _is_image_name(f):

@@ -19,18 +19,17 @@ JAX inference always runs the fused (deploy) form, whatever form the weights cam
 """
 from __future__ import annotations
 
-import collections
 import os
-import sys
-import time
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from textrec.formats import model_dir as model_dirs
+from textrec.formats import official_files
 from textrec.inference import inputs as inputs_lib
 from textrec.inference import postprocess
-from textrec.inference import preprocess
+from textrec.inference import predict_files, preprocess
+from textrec.models import registry
 from textrec.runtime import compile_cache, programs
 from textrec.charset import Charset
 from textrec.inference.results import TextRecResult
@@ -236,11 +235,14 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
   prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
   `TextRecognizer`. session_config: onnxruntime session config entries, for an exported dir.
+  Paths may start with `~`.
   """
-  from textrec import checks  # pylint: disable=g-import-not-at-top
-
+  model_dir = os.path.expanduser(model_dir) if model_dir else None
+  dict_path = os.path.expanduser(dict_path) if dict_path else None
   if model_dir_kind(model_dir) != "exported":  # (an export runs without JAX)
-    checks.check_model(name, os.fspath(model_dir or ""), "model_dir")  # names what is wrong
+    registry.check_name(name)  # one line naming what is wrong, before anything loads
+    if not model_dir:
+      official_files.check_shipped(name, "model_dir")
     compile_cache.enable()  # a fresh process reuses earlier runs' compiled programs
   probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
@@ -252,55 +254,19 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
 
 def run(config) -> int:
   """`--config.mode=predict`: recognises config.predict.input, prints each result and saves
-  images/JSON under config.output_dir, then a summary line (counts by reason). Exit code 0;
-  1 when an input failed or none was read (a directory's non-image files are skipped, not
-  failed); 2 on bad config."""
+  images/JSON under config.predict.output_dir (default <output_dir>/predict), then a summary
+  line (counts by reason). Exit code 0; 1 when an input failed or none was read (a
+  directory's non-image files are skipped, not failed)."""
   p = config.predict
-  if not p.input:
-    print("predict: --config.predict.input=PATH (image, directory or list) is required",
-          file=sys.stderr)
-    return 2
-  if int(p.batch_size) < 1:
-    print(f"predict: --config.predict.batch_size must be >= 1, got {p.batch_size}",
-          file=sys.stderr)
-    return 2
-  try:  # create_model switches on the persistent compile cache
-    model = create_model(config.model.name, model_dir=p.model_dir or None,
-                         batch_size=int(p.batch_size), rotate_tall=float(p.rotate_tall),
-                         dict_path=config.data.dict_path or None,
-                         prefix=config.model.get("weights_prefix") or None)
-  except (FileNotFoundError, ValueError, KeyError, NotImplementedError,
-          ModuleNotFoundError) as e:
-    print(f"predict: cannot load the model: {e}", file=sys.stderr)
-    return 2
-  out_dir = config.output_dir
-  os.makedirs(out_dir, exist_ok=True)
-  from textrec import checks  # pylint: disable=g-import-not-at-top
-
-  n_ok, n_empty, failed, skipped = 0, 0, collections.Counter(), collections.Counter()
-  t0 = time.perf_counter()
-  for res in model.predict(checks.predict_inputs(p.input), batch_size=int(p.batch_size)):
-    if res.error is not None:
-      inputs_lib.tally_error(res.error, res.input_path, failed, skipped, "predict")
-      if res.error.endswith(inputs_lib.SKIPPED):
-        continue
-    else:
-      n_ok += 1
-      n_empty += not res.rec_text
-      if p.save_img:
-        res.save_to_img(out_dir)
-    res.print(json_format=False)
-    if p.save_json:
-      res.save_to_json(out_dir)
-  print(f"predict: {_summary(n_ok, n_empty, failed, skipped)} in "
-        f"{time.perf_counter() - t0:.1f} s; results in {out_dir}", file=sys.stderr)
-  return 1 if failed or not n_ok else 0
-
-
-def _summary(n_ok: int, n_empty: int, failed: collections.Counter,
-             skipped: collections.Counter) -> str:
-  """"3 recognised (1 with no text), 1 failed (1 no such file), 2 skipped (...)"."""
-  by = inputs_lib.by_reason
-  s = f"{n_ok} recognised" + (f" ({n_empty} with no text read)" if n_empty else "")
-  s += f", {sum(failed.values())} failed" + (f" ({by(failed)})" if failed else "")
-  return s + (f", {sum(skipped.values())} skipped ({by(skipped)})" if skipped else "")
+  predict_files.check(p)
+  model = create_model(config.model.name, model_dir=p.model_dir or None,
+                       batch_size=int(p.batch_size), rotate_tall=float(p.rotate_tall),
+                       dict_path=config.data.dict_path or None,
+                       prefix=config.model.get("weights_prefix") or None)
+  report = predict_files.Report(
+      show=lambda r: r.print(json_format=False), count=lambda r: int(not r.rec_text),
+      summary=lambda n, empty: f"{n} recognised" + (
+          f" ({empty} with no text read)" if empty else ""),
+      keep_failed=True)
+  results = model.predict(predict_files.input_paths(p.input), batch_size=int(p.batch_size))
+  return predict_files.run(results, p, predict_files.output_dir(config), report)

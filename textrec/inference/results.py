@@ -4,7 +4,7 @@
 `save_to_img` draws "text (score)" under the crop. CJK glyphs need a CJK font: textrec uses
 Noto Sans CJK SC from the PyPI package `noto-cjk-sans-otc` (extra `textrec[fonts]`, SIL OFL
 1.1), else a system Noto CJK / WenQuanYi font, else matplotlib's DejaVu Sans, which has no CJK
-glyphs (they come out as boxes; a warning says so once).
+glyphs (they come out as boxes; a warning says so once, at the first text that has some).
 """
 from __future__ import annotations
 
@@ -46,8 +46,6 @@ def find_font() -> tuple[str | None, int, bool]:
   for path, index in _SYSTEM_CJK_FONTS:
     if os.path.isfile(path):
       return path, index, True
-  warnings.warn("no CJK font found: save_to_img draws Chinese characters as boxes; "
-                "`pip install textrec[fonts]` (noto-cjk-sans-otc) fixes this", stacklevel=3)
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -57,6 +55,40 @@ def find_font() -> tuple[str | None, int, bool]:
   except ImportError:
     pass
   return None, 0, False
+
+
+@functools.lru_cache(maxsize=1)
+def _fallback_chars() -> frozenset[int] | None:
+  """Code points the fallback font draws (its cmap); None when unknown (ASCII assumed)."""
+  path, _, _ = find_font()
+  if path is None:
+    return None
+  try:
+    from fontTools import ttLib  # pylint: disable=g-import-not-at-top
+
+    with ttLib.TTFont(path, lazy=True) as f:
+      return frozenset(f.getBestCmap())
+  except Exception:  # noqa: BLE001  (fontTools missing, or a font it cannot read)
+    return None
+
+
+_warned = False
+
+
+def warn_if_undrawable(text: str) -> None:
+  """Warns once per process when `text` has characters the font cannot draw (no CJK font
+  installed and, e.g., Chinese text): they come out as boxes."""
+  global _warned
+  if _warned or text.isascii() or find_font()[2]:
+    return
+  drawable = _fallback_chars()
+  missing = [c for c in text if not c.isspace() and
+             (ord(c) not in drawable if drawable is not None else not c.isascii())]
+  if missing:
+    _warned = True
+    warnings.warn(f"no CJK font found: save_to_img draws characters such as "
+                  f"{''.join(missing[:5])!r} as boxes; `pip install textrec[fonts]` "
+                  "(noto-cjk-sans-otc) fixes this", stacklevel=4)  # the caller of save_to_img
 
 
 def get_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -72,6 +104,7 @@ def render(img_bgr: np.ndarray, text: str, min_font: int = 12) -> Image.Image:
   Font size 6% of the crop's width as PaddleX draws it, shrunk to fit, but never under
   `min_font` px: a longer text widens the canvas instead.
   """
+  warn_if_undrawable(text)
   crop = Image.fromarray(np.ascontiguousarray(img_bgr[:, :, ::-1])).convert("RGB")
   w, h = crop.size
   size = max(min_font, int(w * 0.06))

@@ -11,8 +11,11 @@ register themselves with `@register_model` when their module is imported.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Callable, Dict
+
+from textrec.errors import UnknownNameError
 
 KINDS = ("rec", "det", "cls")
 BUILTIN: Dict[str, Dict[str, str]] = {
@@ -57,14 +60,33 @@ def kind_of(name: str) -> str | None:
   return next((k for k in KINDS if name in model_names(k)), None)
 
 
-def get_model(name: str, kind: str = "rec") -> Callable:
-  """The constructor registered for `name` of `kind`; KeyError naming the known names."""
+KIND_WORDS = {"rec": "a text recognizer", "det": "a text-detection model",
+              "cls": "a text-line orientation classifier"}
+_PLURAL = {"rec": "recognizers", "det": "text detectors", "cls": "orientation classifiers"}
+
+
+def check_name(name: str, kind: str = "rec") -> None:
+  """UnknownNameError (a KeyError too) unless `name` is a model of `kind`: it names the kind
+  the name has, or the closest known name, and the known names."""
   _check_kind(kind)
-  if name not in _MODELS[kind] and name in BUILTIN[kind]:
-    importlib.import_module(BUILTIN[kind][name])
+  names = model_names(kind)
+  if name in names:
+    return
+  known = f"known {_PLURAL[kind]}: {', '.join(names)}"
+  other = kind_of(name)
+  if other:
+    raise UnknownNameError(f"model {name!r} is {KIND_WORDS[other]}, not "
+                           f"{KIND_WORDS[kind]} (pass kind={other!r}, or use it as the OCR "
+                           f"pipeline's {other}_model); {known}")
+  close = (difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+           or [n for n in names if n.startswith(name)][:1])
+  hint = f"did you mean {close[0]!r}? " if close else ""
+  raise UnknownNameError(f"unknown model {name!r}; {hint}{known}")
+
+
+def get_model(name: str, kind: str = "rec") -> Callable:
+  """The constructor registered for `name` of `kind` (`check_name` says what is wrong)."""
+  check_name(name, kind)
   if name not in _MODELS[kind]:
-    other = kind_of(name)
-    hint = f" ({name!r} is a {other!r} model: pass kind={other!r})" if other else ""
-    raise KeyError(f"unknown {kind} model {name!r}{hint}; known {kind} models: "
-                   f"{model_names(kind)}")
+    importlib.import_module(BUILTIN[kind][name])
   return _MODELS[kind][name]

@@ -19,11 +19,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from textrec.inference import predictor
+from textrec.errors import UnknownNameError
 from textrec.inference import inputs as inputs_lib
-from textrec.pipelines import text_detection
+from textrec.inference import predictor
 from textrec.pipelines import crops as crops_lib
 from textrec.pipelines import det_postprocess as dbp
+from textrec.pipelines import text_detection
 from textrec.pipelines.ocr_result import OCRResult
 from textrec.pipelines.orientation import TextlineOrientation, load_orientation
 from textrec.pipelines.text_detection import DetParams, TextDetector, load_detector
@@ -140,14 +141,18 @@ def create_pipeline(pipeline: str = "OCR", *, rec_model: str = "PP-OCRv4_mobile_
 
   rec_model / det_model / cls_model: registered names; *_model_dir: None for the official
   weights, else a Paddle inference directory (any of the three) or any weights
-  `create_model` takes (the recognizer). params: OCRParams' fields (the defaults of
-  `predict`). det_mean / det_std: detection normalisation (default ImageNet's, PaddleOCR's);
-  det_pad_to: pad detection inputs to multiples of this (fewer compiled shapes).
-  text_det_use_dilation / score_mode / max_candidates: DBPostProcess's other settings.
+  `create_model` takes (the recognizer); paths may start with `~`. params: OCRParams'
+  fields (the defaults of `predict`). det_mean / det_std: detection normalisation (default
+  ImageNet's, PaddleOCR's); det_pad_to: pad detection inputs to multiples of this (fewer
+  compiled shapes). text_det_use_dilation / score_mode / max_candidates: DBPostProcess's
+  other settings.
   recognizer: an existing TextRecognizer to use instead of loading rec_model.
   """
   if pipeline not in PIPELINES:
-    raise ValueError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
+    raise UnknownNameError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
+  home = lambda p: os.path.expanduser(p) if p else None  # noqa: E731  (`~/...` paths)
+  rec_model_dir, det_model_dir = home(rec_model_dir), home(det_model_dir)
+  cls_model_dir, rec_dict_path = home(cls_model_dir), home(rec_dict_path)
 
   p = OCRParams(**params)
   db_extra = dict(use_dilation=bool(text_det_use_dilation), score_mode=str(text_det_score_mode),

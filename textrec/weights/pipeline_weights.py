@@ -41,8 +41,9 @@ def _load_paddle_dir(path: str, name: str, kind: str) -> dict[str, Any]:
     raise FileNotFoundError(f"{params_path} is missing: the directory has the program "
                             f"({os.path.basename(prog_path)}) but not its weights")
   yml = inference_yml.read_if_present(path)
-  inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
   program = paddle_program.read(prog_path)
+  paddle_infer.check_kind(path, yml, program, kind)
+  inference_yml.check_model_name(yml, name, inference_yml.path_of(path))
   model = registry.get_model(name, kind=kind)(deploy=True)
   shape = official_files.FILES[name].template
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
