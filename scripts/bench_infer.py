@@ -30,7 +30,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from textrec.inference import postprocess, predictor, preprocess  # noqa: E402
+from textrec.inference import jax_backend, postprocess, predictor, preprocess  # noqa: E402
 from textrec.weights import official  # noqa: E402
 
 MODEL = "PP-OCRv4_mobile_rec"
@@ -133,10 +133,10 @@ def random_forward(name: str, num_classes: int):
 
   from textrec.models import recognizer, zoo  # pylint: disable=g-import-not-at-top
 
-  train = predictor._flax_module(name, num_classes, False)  # pylint: disable=protected-access
+  train = jax_backend.flax_module(name, num_classes, False)
   v = recognizer.init_variables(train, jax.random.PRNGKey(0), with_nrtr=False)
-  deploy = predictor._flax_module(name, num_classes, True)  # pylint: disable=protected-access
-  fwd = predictor.FlaxForward(deploy, zoo.to_deploy(name, v))
+  deploy = jax_backend.flax_module(name, num_classes, True)
+  fwd = jax_backend.FlaxForward(deploy, zoo.to_deploy(name, v))
   return lambda x_nchw: fwd(x_nchw.transpose(0, 2, 3, 1))
 
 

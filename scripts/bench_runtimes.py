@@ -51,7 +51,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from textrec.formats import inference_yml, official_files  # noqa: E402
-from textrec.inference import predictor  # noqa: E402
+from textrec.inference import jax_backend, predictor  # noqa: E402
 from textrec.runtime import compile_cache  # noqa: E402
 
 MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec")
@@ -74,7 +74,7 @@ def weights(name: str, model_dir: str | None):
     module, variables, cs, src = export.load_weights(name, model_dir or "")
     return module, variables, cs, src
   cs = official.default_charset()
-  train = predictor._flax_module(name, cs.num_classes, False)  # pylint: disable=protected-access
+  train = jax_backend.flax_module(name, cs.num_classes, False)
   v = recognizer.init_variables(train, jax.random.PRNGKey(0), with_nrtr=False)
   module = export.inference_module(name, cs.num_classes)
   return module, export.fit_variables(module, zoo.to_deploy(name, v)), cs, "random weights"
@@ -109,7 +109,7 @@ def forced_runner(module, variables, libs: str):
   """textrec's forward compiled with XLA:CPU kernel variant `libs` (xla_cpu.VARIANTS)."""
   from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
 
-  fwd = predictor.FlaxForward(module, variables)
+  fwd = jax_backend.FlaxForward(module, variables)
 
   def run(x):
     old = settings.get().xla_cpu_libs
@@ -238,7 +238,7 @@ def main() -> int:
   for name in [m for m in args.models.split(",") if m]:
     module, variables, cs, src = weights(name, given.get(name))
     onnx_ours = our_export(name, module, variables, cs, cache, src)
-    fwd = predictor.FlaxForward(module, variables)
+    fwd = jax_backend.FlaxForward(module, variables)
     runners = {"textrec": lambda x, f=fwd: f(x.transpose(0, 2, 3, 1)),
                **{c: forced_runner(module, variables, c[4:]) for c in variants},
                "ort-ours": ort_runner(onnx_ours)}
@@ -254,7 +254,7 @@ def main() -> int:
     if have["paddle"] and name in pdirs:
       runners["paddle"] = paddle_runner(pdirs[name])
       p_module, p_variables = weights(name, pdirs[name])[:2]
-      p_fwd = predictor.FlaxForward(p_module, p_variables)
+      p_fwd = jax_backend.FlaxForward(p_module, p_variables)
       same_weights["paddle"] = lambda x, f=p_fwd: f(x.transpose(0, 2, 3, 1))
     gf, rates = forward_gflop(module, variables), {}
     for b in batches:

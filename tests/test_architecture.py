@@ -35,7 +35,7 @@ STAGES = [
 # heavy libraries a fast command-line error must not wait for.
 LAZY_OK = {"onnx", "onnxruntime", "jax2onnx", "tensorflow", "openvino", "array_record",
            "starlette", "uvicorn", "prometheus_client", "pypdfium2", "rapidocr_onnxruntime",
-           "noto_cjk_sans_otc",
+           "noto_cjk_sans_otc", "fontTools",
            "matplotlib", "jax", "jaxlib", "flax", "optax", "orbax", "grain", "cv2", "PIL"}
 # The package's own __init__ is a lazy facade (create_model, create_pipeline).
 FACADE = "textrec"

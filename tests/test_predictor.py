@@ -23,7 +23,7 @@ from PIL import Image
 
 from textrec import charset as charset_lib
 from textrec.inference import postprocess
-from textrec.inference import predictor
+from textrec.inference import jax_backend, predictor
 from textrec.runtime import compile_cache
 from textrec.inference import preprocess
 from textrec.inference import results
@@ -54,7 +54,7 @@ def tiny():
   cs = charset_lib.from_chars(CHARS, use_space_char=True)
   module = TinyRec(cs.num_classes)
   variables = module.init(jax.random.key(0), jnp.zeros((1, 48, 320, 3)))
-  fwd = predictor.FlaxForward(module, variables)
+  fwd = jax_backend.FlaxForward(module, variables)
   return predictor.TextRecognizer("tiny", fwd, cs, batch_size=6)
 
 

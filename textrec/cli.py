@@ -17,6 +17,7 @@ import sys
 from typing import Any, Sequence
 
 from absl import flags
+from absl import logging as absl_logging
 
 from textrec.errors import TextrecError, UsageError
 
@@ -213,7 +214,6 @@ def quiet_logs(debug: bool) -> None:
   if debug:
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
 
   absl_logging.set_verbosity(absl_logging.WARNING)
   for handler in logging.root.handlers + [absl_logging.get_absl_handler()]:

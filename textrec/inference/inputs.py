@@ -11,11 +11,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import io
 import os
 import pathlib
 import re
 import sys
 from typing import Any, Iterable, Iterator
+import warnings
 
 import cv2
 import numpy as np
@@ -66,9 +68,6 @@ def check_image(img: Any, name: str) -> tuple[np.ndarray | None, str | None]:
 def header_pixels(buf: bytes) -> tuple[int, str] | None:
   """(pixel count, "WxH") from an encoded image's header, read without decoding the pixels
   (so a decompression bomb costs nothing); None when Pillow does not recognise the bytes."""
-  import io  # pylint: disable=g-import-not-at-top
-  import warnings  # pylint: disable=g-import-not-at-top
-
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   with warnings.catch_warnings():

@@ -24,15 +24,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from textrec.charset import Charset
 from textrec.formats import model_dir as model_dirs
 from textrec.formats import official_files
 from textrec.inference import inputs as inputs_lib
-from textrec.inference import postprocess
-from textrec.inference import predict_files, preprocess
-from textrec.models import registry
-from textrec.runtime import compile_cache, programs
-from textrec.charset import Charset
+from textrec.inference import onnx_backend, postprocess, predict_files, preprocess
 from textrec.inference.results import TextRecResult
+from textrec.models import registry
+from textrec.runtime import compile_cache
 
 # probs_fn: normalised BGR images f32[B, 48, W, 3] (NHWC) -> probabilities np f32[B, T, C].
 ProbsFn = Callable[[np.ndarray], np.ndarray]
@@ -49,28 +48,6 @@ def batch_sizes(batch_size: int) -> tuple[int, ...]:
     sizes.append(b)
     b *= 4
   return tuple(sizes) + (batch_size,)
-
-
-class FlaxForward(programs.FlaxForward):
-  """A flax recognizer as a probs_fn: jitted apply + softmax over classes, compiled per
-  (batch, width) and kept (textrec.runtime.programs: in memory and on disk)."""
-
-  def __init__(self, module, variables: dict[str, Any]):
-    import jax  # pylint: disable=g-import-not-at-top
-
-    self.module = module
-
-    def probs(variables, x):
-      logits = module.apply(variables, x, train=False)["ctc_logits"]
-      return jax.nn.softmax(logits.astype(jax.numpy.float32), axis=-1)
-
-    super().__init__(probs, variables, tag=f"rec-probs:{module!r}")
-
-  def __call__(self, x_nhwc: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x_nhwc, dtype=np.float32)
-    if x.ndim != 4 or x.shape[1] != preprocess.HEIGHT or x.shape[3] != 3:
-      raise ValueError(f"expected f32[B, {preprocess.HEIGHT}, W, 3]; got {x.shape}")
-    return super().__call__(x)
 
 
 class TextRecognizer:
@@ -178,31 +155,14 @@ def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
   return model_dirs.resolve(model_dir)[0]
 
 
-def _flax_module(name: str, num_classes: int, deploy: bool):
-  """The registered model, without its training-only branches where it has a switch."""
-  import inspect  # pylint: disable=g-import-not-at-top
-
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-
-  ctor = registry.get_model(name)
-  kw = dict(num_classes=num_classes, deploy=deploy)
-  if "with_nrtr" in inspect.signature(ctor).parameters:
-    kw["with_nrtr"] = False
-  return ctor(**kw)
-
-
 def load_backend(name: str, model_dir: str | os.PathLike | None,
                  dict_path: str | None = None, prefix: str | None = None,
                  session_config: dict[str, str] | None = None
                  ) -> tuple[ProbsFn, Charset, str]:
   """-> (probs_fn, charset, description) for the weights `model_dir` names; prefix: the model
   of a distillation .pdparams; session_config: onnxruntime's, for an exported dir."""
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
-
   kind, resolved = model_dirs.resolve(model_dir)
   if kind == "exported":
-    from textrec.inference import onnx_backend  # pylint: disable=g-import-not-at-top
-
     path = resolved
     forward_nchw, cs, meta = onnx_backend.load_inference_dir(path,
                                                              session_config=session_config)
@@ -213,13 +173,9 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
                        f"version's {list(preprocess.BUCKETS)}; re-export the model")
     return (lambda x: np.asarray(forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))),
             cs, f"exported:{path}")
-  w = loader.load_weights(name, model_dir, dict_path, prefix=prefix)
-  variables, deploy = w.variables, w.deploy
-  if not deploy:  # inference always runs the fused form (same outputs, faster)
-    from textrec.models import zoo  # pylint: disable=g-import-not-at-top
+  from textrec.inference import jax_backend  # pylint: disable=g-import-not-at-top  (JAX)
 
-    variables, deploy = zoo.to_deploy(name, variables), True
-  return FlaxForward(_flax_module(name, w.num_classes, deploy), variables), w.charset, w.source
+  return jax_backend.load(name, model_dir, dict_path, prefix)
 
 
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,

