@@ -49,8 +49,13 @@ JAX_FREE = ["textrec.errors", "textrec.files", "textrec.charset", "textrec.forma
             "textrec.main"]
 
 
+# ... except these, which the JAX-free ones import inside a function where JAX starts.
+NEEDS_JAX = ["textrec.inference.jax_backend"]
+
+
 def _jax_free(module: str) -> bool:
-  return module == FACADE or any(module == p or module.startswith(p + ".") for p in JAX_FREE)
+  return module not in NEEDS_JAX and (
+      module == FACADE or any(module == p or module.startswith(p + ".") for p in JAX_FREE))
 
 
 def _modules() -> dict[str, pathlib.Path]:
