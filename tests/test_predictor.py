@@ -2,7 +2,7 @@
 
 Most tests use a tiny stand-in flax recognizer whose output depends on the whole padded width
 (as the SVTR neck's global attention does), so padding a crop to its batch's widest would
-change its text; the official model is covered at the end (skipped without its weights).
+change its text; the official model (the `pretrained` extra) is covered at the end.
 """
 from __future__ import annotations
 
