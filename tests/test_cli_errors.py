@@ -2,7 +2,6 @@
 fix, exit code 2, no traceback. Run as subprocesses, as a user runs textrec."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -180,11 +179,6 @@ def test_export_without_its_extra_names_the_extra():
 # ------------------------------------------------------------------ a working predict
 
 
-def _official_available() -> bool:
-  return importlib.util.find_spec("rapidocr_onnxruntime") is not None
-
-
-@pytest.mark.skipif(not _official_available(), reason="needs the 'pretrained' extra")
 def test_predict_prints_a_few_lines_and_a_summary(tmp_path):
   """A folder (one image and a notes.txt) plus a 1x1 image, given as a comma list: the two
   results and the summary, nothing from third parties; notes.txt skipped, exit code 0."""

@@ -3,22 +3,19 @@ classifier.py) with the official weights imported from ONNX (textrec/weights/onn
 against the official ONNX files in onnxruntime on the same inputs."""
 from __future__ import annotations
 
+import cv2
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import official_onnx
-
-official_onnx.require_pretrained()
-
-import cv2  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from textrec.inference import preprocess  # noqa: E402
-from textrec.models import registry  # noqa: E402
-from textrec.models import layers  # noqa: E402
+import rendered_words
+from textrec.inference import preprocess
+from textrec.models import registry
+from textrec.models import layers
 from textrec.runtime import settings
-from textrec.weights import official, onnx_import  # noqa: E402
+from textrec.weights import official, onnx_import
 
 DET = "PP-OCRv4_mobile_det"
 CLS = "ch_ppocr_mobile_v2.0_cls"
@@ -84,10 +81,8 @@ def test_det_random_input_matches_onnxruntime(det):
 
 
 @pytest.mark.parametrize("h,w", [(320, 320), (256, 416)])
-def test_det_real_image_matches_onnxruntime(det, shared_dir, h, w):
-  path = shared_dir / "data" / "ocr_images" / DET_IMAGE
-  if not path.is_file():
-    pytest.skip(f"{path} is absent")
+def test_det_real_image_matches_onnxruntime(det, ocr_images_dir, h, w):
+  path = ocr_images_dir / DET_IMAGE
   img = cv2.imread(str(path))
   assert img is not None, path
   ours, ref = _compare(det, _det_input(img, h, w), DET_TOL, f"det {DET_IMAGE} {h}x{w}")
@@ -107,9 +102,18 @@ def test_cls_ic15_crops_match_onnxruntime(cls, ic15_dir):
           (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()[:CLS_BATCH - 1]]
   imgs = [cv2.imread(str(ic15_dir / r)) for r in rels]
   assert all(i is not None for i in imgs), rels
-  imgs.append(cv2.rotate(imgs[0], cv2.ROTATE_180))  # one upside-down crop
+  _check_cls(cls, imgs, "ic15 crops")
+
+
+def test_cls_rendered_words_match_onnxruntime(cls):
+  """The same on words drawn at test time: runs without the IC15 dataset."""
+  _check_cls(cls, [im for im, _ in rendered_words.images(CLS_BATCH - 1)], "rendered words")
+
+
+def _check_cls(cls, imgs, what: str) -> None:
+  imgs = imgs + [cv2.rotate(imgs[0], cv2.ROTATE_180)]  # one upside-down crop
   x = np.stack([preprocess.resize_norm(i, 192) for i in imgs])  # cls_image_shape [3, 48, 192]
-  ours, ref = _compare(cls, x, CLS_TOL, f"cls ic15 crops [{CLS_BATCH}, 48, 192, 3]")
+  ours, ref = _compare(cls, x, CLS_TOL, f"cls {what} [{CLS_BATCH}, 48, 192, 3]")
   assert (ours.argmax(-1) == ref.argmax(-1)).all()
 
 

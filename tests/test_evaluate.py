@@ -3,7 +3,6 @@ onnxruntime + PaddleOCR's preprocessing and RecMetric give: on all crops against
 numbers in ../shared/README.md (slow), and on a sample against onnxruntime run here."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import string
@@ -24,8 +23,6 @@ REF = dict(acc=0.6505, norm_edit_dis=0.8437, filtered_acc=0.6837, filtered_ned=0
 
 
 def _evaluate(dataset_dir, out_dir) -> dict:
-  if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-    pytest.skip("the official weights need rapidocr-onnxruntime (textrec[pretrained])")
   from textrec.training import evaluate  # pylint: disable=g-import-not-at-top
   cfg = v4_mobile.get_config()
   with cfg.unlocked():
@@ -75,8 +72,6 @@ def test_official_weights_on_an_ic15_sample(ic15_dir, tmp_path):
   import cv2  # pylint: disable=g-import-not-at-top
 
   import official_onnx  # pylint: disable=g-import-not-at-top
-
-  official_onnx.require_pretrained()
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
   lines = ic15.val_lines(ic15_dir, ic15.sample_size(200))

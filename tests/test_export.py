@@ -11,18 +11,15 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
-
-onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'textrec[export]')")
-ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed "
-                          "(pip install 'textrec[export]')")
-pytest.importorskip("jax2onnx", reason="jax2onnx is not installed (pip install 'textrec[export]')")
-
-import jax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ic15  # noqa: E402
+import rendered_words  # noqa: E402
 import train_utils  # noqa: E402
 from textrec.errors import UsageError  # noqa: E402
 from textrec.export import export  # noqa: E402
@@ -37,28 +34,12 @@ SHAPES = ((1, 80), (7, 320), (1, 1000))
 TOL = 1e-4
 
 
-def _has_tf() -> bool:
-  try:
-    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-    return True
-  except ImportError:
-    return False
-
-
-HAS_TF = _has_tf()
-NO_TF = "tensorflow is not installed (pip install 'textrec[export]'); SavedModel untested"
-
-
 @pytest.fixture(scope="module")
 def official_export(tmp_path_factory):
   """Exports the official weights: (out_dir, module, variables, charset)."""
-  try:
-    module, variables, cs, source = export.load_weights(NAME)
-  except (ModuleNotFoundError, FileNotFoundError) as e:
-    pytest.skip(f"official weights unavailable: {e}")
+  module, variables, cs, source = export.load_weights(NAME)
   out = str(tmp_path_factory.mktemp("export") / "inference")
-  export.export(NAME, module, variables, cs, out, "all" if HAS_TF else "onnx", source=source,
-                check=False)
+  export.export(NAME, module, variables, cs, out, "all", source=source, check=False)
   return out, module, variables, cs
 
 
@@ -73,7 +54,8 @@ def _val_images(ic15_dir, n: int) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def cases(official_export, request):
-  """[(label, x f32[B, 3, 48, W], JAX probs)] for random and (when present) real crops."""
+  """[(label, x f32[B, 3, 48, W], JAX probs)] for random inputs, rendered words and (when
+  the IC15 dataset is present) real crops."""
   _, module, variables, _ = official_export
   fn = jax.jit(export.probs_fn(module, variables))  # as JAX runs it: BN unfolded, fast convs
   rng = np.random.default_rng(0)
@@ -82,9 +64,12 @@ def cases(official_export, request):
     real = _val_images(request.getfixturevalue("ic15_dir"), max(b for b, _ in SHAPES))
   except pytest.skip.Exception:
     pass
+  words = [im for im, _ in rendered_words.images()]
   out = []
   for b, w in SHAPES:
-    xs = {"random": rng.uniform(-1, 1, (b, 3, preprocess.HEIGHT, w)).astype(np.float32)}
+    xs = {"random": rng.uniform(-1, 1, (b, 3, preprocess.HEIGHT, w)).astype(np.float32),
+          "words": np.stack([preprocess.resize_norm(im, w) for im in words[:b]]).transpose(
+              0, 3, 1, 2)}
     if real is not None:
       xs["ic15"] = np.stack([preprocess.resize_norm(im, w) for im in real[:b]]).transpose(
           0, 3, 1, 2)
@@ -117,7 +102,6 @@ def test_onnx_matches_jax(official_export, cases):
   print(f"ONNX vs JAX: max |Δprob| = {worst:.2e} over {len(cases)} cases")
 
 
-@pytest.mark.skipif(not HAS_TF, reason=NO_TF)
 def test_saved_model_matches_jax(official_export, cases):
   out, _, _, cs = official_export
   run_fn = export.load_saved_model(os.path.join(out, export.SAVED_MODEL_DIR))
@@ -153,6 +137,15 @@ def test_onnx_graph_is_deploy_form(official_export):
 def test_same_text_as_official_onnx(official_export, ic15_dir, n):
   """Official weights exported by us vs the official ONNX on IC15 val crops: the first
   TEXTREC_IC15_N (default 100), all 2077 in the slow case."""
+  _same_text(official_export, _val_images(ic15_dir, n or ic15.ALL), "IC15 crops")
+
+
+def test_same_text_as_official_onnx_on_rendered_words(official_export):
+  """The same on words drawn at test time: runs without the IC15 dataset."""
+  _same_text(official_export, [im for im, _ in rendered_words.images()], "rendered words")
+
+
+def _same_text(official_export, imgs: list[np.ndarray], what: str) -> None:
   out, _, _, cs = official_export
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
@@ -160,7 +153,6 @@ def test_same_text_as_official_onnx(official_export, ic15_dir, n):
   ref = ort.InferenceSession(official.official_onnx_path(NAME),
                              providers=["CPUExecutionProvider"])
   ref_in = ref.get_inputs()[0].name
-  imgs = _val_images(ic15_dir, n or ic15.ALL)
   widths = [preprocess.predict_width(im) for im in imgs]
   diff_text, worst = [], 0.0
   for w in sorted(set(widths)):
@@ -172,7 +164,7 @@ def test_same_text_as_official_onnx(official_export, ic15_dir, n):
       worst = max(worst, float(np.abs(p_ours - p_ref).max()))
       diff_text += [(i, a, b) for i, a, b in zip(part, _texts(p_ours, cs), _texts(p_ref, cs))
                     if a != b]
-  print(f"vs official ONNX on {len(imgs)} IC15 crops: max |Δprob| = {worst:.2e}, "
+  print(f"vs official ONNX on {len(imgs)} {what}: max |Δprob| = {worst:.2e}, "
         f"{len(diff_text)} texts differ")
   assert not diff_text, diff_text[:5]
 

@@ -71,8 +71,8 @@ def test_drop_reasons(text, reason):
   assert ENC.drop_reason(text) == reason
 
 
-def test_official_dictionary_ids(ic15_dir):
-  path = ic15_dir / "dict.txt"
+def test_official_dictionary_ids(ppocr_keys):
+  path = ppocr_keys
   lines = path.read_text(encoding="utf-8").split("\n")
   cs = charset_lib.load_dict(path)
   enc = labels.LabelEncoder(cs, L)

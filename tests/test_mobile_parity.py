@@ -1,4 +1,4 @@
-"""PP-OCRv4_mobile_rec vs PaddleOCR's own outputs (../shared/fixtures/paddle_ref).
+"""PP-OCRv4_mobile_rec vs PaddleOCR's own outputs (tests/fixtures/paddle_ref).
 
 Weights are replayed from the manifest (tests/paddle_ref.py), loaded with
 textrec.weights.paddle.paddle_to_flax, and the forward pass is compared with the features and
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paddle_ref import manifest, replay
+from paddle_ref import load_io, manifest, replay
 from textrec.models import recognizer, reparam
 from textrec.models.registry import get_model
 from textrec.weights import paddle as pw
@@ -55,15 +55,14 @@ def test_train_form_matches_paddle(ref, train_form):
   _, io, _ = ref
   model, variables = train_form
   out = jax.jit(lambda v, x: model.apply(v, x, return_features=True))(variables, _nhwc(io))
-  assert out["ctc_logits"].shape == (3, 40, 6625)
+  assert out["ctc_logits"].shape == (2, 40, 6625)
   feat = _feat_nchw(out)
   np.testing.assert_allclose(feat, io["backbone_feat"], atol=1e-3, rtol=0)
   np.testing.assert_allclose(np.asarray(out["ctc_neck"]), io["ctc_neck_feat"], atol=1e-3, rtol=0)
   probs = np.asarray(recognizer.probs(out))
   np.testing.assert_allclose(probs, io["probs_train_form"], atol=1e-5, rtol=1e-3)
   assert np.abs(probs - io["probs_train_form"]).max() <= 1e-4
-  # Same decisions as Paddle on the real image.
-  np.testing.assert_array_equal(probs[2].argmax(-1), io["probs_train_form"][2].argmax(-1))
+  np.testing.assert_array_equal(probs.argmax(-1), io["probs_train_form"].argmax(-1))
 
 
 def test_deploy_form_matches_paddle(ref, train_form):
@@ -86,11 +85,12 @@ def test_deploy_form_matches_paddle(ref, train_form):
   assert np.abs(probs - io["probs_deploy_form"]).max() <= 1e-4
 
 
-def test_training_mode_uses_batch_statistics(ref, train_form):
-  """The fixture's BN running statistics are the per-batch statistics of `x` (README, "BN
-  calibration"), so training mode (batch stats) on `x` must reproduce the eval features, and
-  the momentum update must leave the statistics where they are. Dropout is off here."""
-  state, io, _ = ref
+def test_training_mode_uses_batch_statistics(train_form, shared_paddle_ref_dir):
+  """The fixture's BN running statistics are the per-batch statistics of the full batch `x`
+  (README, "BN calibration"), so training mode (batch stats) on `x` must reproduce the eval
+  features, and the momentum update must leave the statistics where they are. Dropout is off
+  here. Needs the full batch: its third row is an IC15 crop, not in the repository."""
+  io = load_io(shared_paddle_ref_dir, MODEL)
   _, variables = train_form
   neck = dict(recognizer.V4_NECK, drop_rate=0.0, attn_drop_rate=0.0)
   from textrec.models import pplcnetv3

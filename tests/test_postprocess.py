@@ -51,8 +51,7 @@ def test_id_outside_dictionary_is_a_clear_error():
 
 
 def test_matches_rapidocr_ctc_label_decode_on_random_probs():
-  utils = pytest.importorskip("rapidocr_onnxruntime.ch_ppocr_rec.utils",
-                              reason="rapidocr-onnxruntime (the reference decoder) missing")
+  from rapidocr_onnxruntime.ch_ppocr_rec import utils  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   chars = [chr(0x4E00 + i) for i in range(40)]  # CJK characters, as in ppocr_keys_v1
   ref = utils.CTCLabelDecode(character=list(chars))  # appends " " and prepends "blank"

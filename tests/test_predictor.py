@@ -2,11 +2,10 @@
 
 Most tests use a tiny stand-in flax recognizer whose output depends on the whole padded width
 (as the SVTR neck's global attention does), so padding a crop to its batch's widest would
-change its text; the official model is covered at the end (skipped without its weights).
+change its text; the official model (the `pretrained` extra) is covered at the end.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -30,6 +29,7 @@ from textrec.inference import results
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ic15  # noqa: E402
+import rendered_words  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CHARS = tuple("0123456789abcdef中文")
@@ -192,9 +192,7 @@ def test_result_json_print_and_files(tiny, tmp_path, capsys):
 
 def test_cjk_glyphs_render():
   path, _, has_cjk = results.find_font()
-  if not has_cjk:
-    pytest.skip("no CJK font installed (pip install 'textrec[fonts]'); save_to_img would "
-                "draw boxes")
+  assert has_cjk, "no CJK font found: the fonts extra (installed with dev) provides one"
   crop = np.full((40, 200, 3), 255, np.uint8)
   a = np.asarray(results.render(crop, "中文 (0.9)"))
   b = np.asarray(results.render(crop, "文中 (0.9)"))
@@ -234,9 +232,7 @@ def test_model_dir_kinds(tmp_path):
 def test_exported_dir_dispatches_to_onnxruntime(tmp_path):
   """model_dir with inference.yml runs its ONNX through onnxruntime: here a hand-built graph
   (mean over 48x8 cells -> matmul -> softmax) checked against the same maths in numpy."""
-  onnx = pytest.importorskip("onnx", reason="onnx missing")
-  pytest.importorskip("onnxruntime", reason="onnxruntime missing")
-  pytest.importorskip("yaml", reason="pyyaml missing")
+  import onnx  # pylint: disable=g-import-not-at-top
   from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
 
   from textrec.formats import inference_yml  # pylint: disable=g-import-not-at-top
@@ -352,12 +348,10 @@ def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   assert predictor.run(_config(input="", output_dir=str(out))) == 2
 
 
-def test_pdparams_dispatch_reports_mismatch(paddle_ref_dir):
+def test_pdparams_dispatch_reports_mismatch(pdparams_dir):
   """A .pdparams model_dir goes through the Paddle loader; this fixture file lacks
   backbone.blocks6.{1,2,3}, which must be named in a clear error."""
-  if _official_available():
-    pytest.skip(_official_available())
-  path = paddle_ref_dir / "PP-OCRv4_mobile_rec.train_form_subset.pdparams"
+  path = pdparams_dir / "PP-OCRv4_mobile_rec.train_form_subset.pdparams"
   with pytest.raises(ValueError, match=r"train_form_subset\.pdparams: (.|\n)*blocks6\.1"):
     predictor.create_model("PP-OCRv4_mobile_rec", model_dir=str(path))
 
@@ -372,22 +366,8 @@ def test_cli_locked_config_rejects_typo(tmp_path):
 # ------------------------------------------------------------------ official model
 
 
-def _official_available() -> str | None:
-  if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-    return "rapidocr-onnxruntime (the official weights) is not installed"
-  try:
-    from textrec.weights import official  # noqa: F401  pylint: disable=g-import-not-at-top
-    from textrec.models import recognizer  # noqa: F401  pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    return f"official model code missing: {e}"
-  return None
-
-
 @pytest.fixture(scope="module")
 def official_model():
-  why = _official_available()
-  if why:
-    pytest.skip(why)
   return predictor.create_model("PP-OCRv4_mobile_rec")
 
 
@@ -411,9 +391,10 @@ def test_official_batch_invariance_on_ic15(official_model, ic15_dir):
       assert abs(got[r.input_path].rec_score - r.rec_score) <= 1e-4, r.input_path
 
 
-def test_official_cli_predict_subprocess(official_model, ic15_dir, tmp_path):
+def test_official_cli_predict_subprocess(official_model, tmp_path):
   out = tmp_path / "out"
-  img = ic15_dir / "images" / "val_word_1.png"
+  img = tmp_path / "val_word_1.png"
+  cv2.imwrite(str(img), rendered_words.images(1)[0][0])
   r = subprocess.run([sys.executable, "-m", "textrec.main", "--config=configs/v4_mobile.py",
                       "--config.mode=predict", f"--config.predict.input={img}",
                       f"--config.output_dir={out}"], cwd=REPO, capture_output=True, text=True,
@@ -458,7 +439,6 @@ def test_official_predict_matches_onnx_pipeline_on_ic15_val(official_model, ic15
   slow case): our predict (batch 6) gives the official pipeline's text (onnxruntime on the
   official ONNX, PaddleX batching: batches of 6 sorted by aspect ratio, each padded to its
   widest) on >= 99.8% of crops."""
-  pytest.importorskip("onnxruntime", reason="onnxruntime (the reference) missing")
   import official_onnx  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 

@@ -20,14 +20,12 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+import uvicorn
 
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-import uvicorn  # noqa: E402
-
-from textrec.serving import app as app_lib  # noqa: E402
-from textrec.serving import server as server_lib  # noqa: E402
-from textrec.serving.client import Client, ServerError, encode_image  # noqa: E402
+import rendered_words
+from textrec.serving import app as app_lib
+from textrec.serving import server as server_lib
+from textrec.serving.client import Client, ServerError, encode_image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NAME = "PP-OCRv4_mobile_rec"
@@ -97,16 +95,14 @@ def crop(width: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def recognizer():
   """The official weights through onnxruntime (the official ONNX as an inference dir)."""
-  try:
-    return server_lib.load_recognizer(NAME, "", "onnx", max_batch=8)
-  except (ModuleNotFoundError, FileNotFoundError) as e:
-    pytest.skip(f"official weights unavailable: {e}")
+  return server_lib.load_recognizer(NAME, "", "onnx", max_batch=8)
 
 
 @pytest.fixture(scope="module")
-def crops(ic15_dir) -> list[tuple[str, bytes]]:
-  lines = (ic15_dir / "val.txt").read_text(encoding="utf-8").splitlines()[:16]
-  return [(p, (ic15_dir / p).read_bytes()) for p in (ln.split("\t")[0] for ln in lines)]
+def crops() -> list[tuple[str, bytes]]:
+  """16 word images (PNG bytes), drawn at test time."""
+  return [(f"{text}.png", cv2.imencode(".png", img)[1].tobytes())
+          for img, text in rendered_words.images(16)]
 
 
 def test_batched_requests_answer_as_alone(recognizer, crops):

@@ -1,9 +1,9 @@
 """PP-OCRv4_server_rec, ch_SVTRv2_rec and ch_RepSVTR_rec against PaddleOCR's own code.
 
-For each model the PaddleOCR-named weights are replayed from ../shared/fixtures/paddle_ref
+For each model the PaddleOCR-named weights are replayed from tests/fixtures/paddle_ref
 (`manifest_<model>.json`, BN statistics calibrated as its README says), loaded through the
 `.pdparams` name mapping (textrec.weights.paddle), and our eval forward on the stored batch
-x [3, 3, 48, 320] is compared with PaddleOCR's backbone output, CTC-neck output and CTC
+x [2, 3, 48, 320] is compared with PaddleOCR's backbone output, CTC-neck output and CTC
 probabilities. RepSVTR's fused (deploy) form is compared with the fixture's THU-MIG-style
 fused backbone and with our unfused outputs.
 """
@@ -59,7 +59,7 @@ def test_matches_paddleocr(loaded, name):
   ref_b, ref_n, ref_p = io["backbone_feat"], io["ctc_neck_feat"], io["probs_train_form"]
   assert ours["backbone"].shape == ref_b.shape
   assert ours["neck"].shape == ref_n.shape
-  assert ours["probs"].shape == ref_p.shape == (3, 40, 6625)
+  assert ours["probs"].shape == ref_p.shape == (2, 40, 6625)
   db = np.abs(ours["backbone"] - ref_b).max()
   dn = np.abs(ours["neck"] - ref_n).max()
   dp = np.abs(ours["probs"] - ref_p).max()
