@@ -102,7 +102,7 @@ sys.path.insert(0, {tests!r})
 import train_utils
 from textrec import charset, registry
 from textrec.models import recognizer
-from textrec.training import checkpoint
+from textrec.formats import checkpoint
 cs = charset.from_chars(list("0123456789abcdefghijklmnopqrstuvwxyz"))
 model = registry.get_model("tiny_rec")(num_classes=cs.num_classes)
 v = train_utils.random_variables(recognizer.variable_shapes(model, width=128), seed=0)
