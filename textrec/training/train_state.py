@@ -225,8 +225,8 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
       text_len=config.data.max_text_length + 2))
   key = jax.random.PRNGKey(config.seed)
   if pre is not None:
-    # Pretrained weights that fill every variable need no initialiser run (its compile took
-    # about 17 s of the main job on 2 CPU cores): the shapes alone say where each tensor goes.
+    # Pretrained weights that fill every variable need no initialiser run (nor its compile):
+    # the shapes alone say where each tensor goes.
     variables, report = merge_pretrained(jax.eval_shape(init, key), pre)
     if report.missing or report.reinitialised:
       variables, report = merge_pretrained(init(key), pre)
