@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+import cv2
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,8 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
-from textrec.formats import checkpoint, optim, train
+from textrec.formats import checkpoint
+from textrec.training import optim, periodic, train
 from textrec.training import train_state as ts
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -193,3 +195,35 @@ def test_pretrained_without_nrtr_branch_drops_it_or_trains_it(tiny_run, monkeypa
     c.train.untrained_nrtr = "keep"
   with pytest.raises(ValueError, match="untrained_nrtr"):
     ts.drops_nrtr(c.train, True)
+
+
+def test_periodic_runs_every_n_steps_and_at_the_last():
+  assert [s for s in range(1, 13) if periodic.Periodic(5, 12).due(s)] == [5, 10, 12]
+  assert [s for s in range(1, 4) if periodic.Periodic(10, 3).due(s)] == [3]
+  assert [s for s in range(1, 5) if periodic.Periodic(0, 4).due(s)] == [4]
+
+
+def _marker_blobs(png) -> int:
+  """Blobs of the loss colour (matplotlib's C0) at least 4 px tall in the curve's left
+  (training loss) panel: the legend's sample and each drawn point; a line alone is 2 px."""
+  img = cv2.imread(str(png)).astype(int)  # BGR
+  left = img[:, : img.shape[1] // 2]
+  mask = (np.abs(left - np.array([180, 119, 31])).max(axis=-1) < 40).astype(np.uint8)
+  _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+  return sum(1 for s in stats[1:] if s[cv2.CC_STAT_HEIGHT] >= 4)
+
+
+def test_short_cli_run_draws_its_points(tmp_path):
+  """A first try from the command line: 3 steps, log_every longer than the run. The last step
+  is logged and the curve draws it (with a marker: a single point has no line)."""
+  data = train_utils.make_dataset(tmp_path / "data", n_train=16, n_val=8)
+  out = tmp_path / "out"
+  r = train_utils.run(train_utils.main_cmd(
+      "--config.mode=train", f"--config.dataset_dir={data}", f"--config.output_dir={out}",
+      "--config.train.steps=3", "--config.train.log_every=10"), timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  hist = [json.loads(l) for l in (out / "history.jsonl").read_text().splitlines()]
+  assert [h["step"] for h in hist if "loss" in h] == [3]
+  assert [h["step"] for h in hist if "eval_acc" in h] == [3]
+  assert "step 3/3" in (out / "train.log").read_text()
+  assert _marker_blobs(out / "train_curve.png") >= 2  # the legend's sample and step 3

@@ -17,17 +17,21 @@ import os
 import time
 from typing import Any, Callable
 
+import jax
 import numpy as np
 
-from textrec.training import metrics as metrics_lib
 from textrec.charset import Charset
+from textrec.data import demo, pipeline
+from textrec.data import source as source_lib
+from textrec.inference import jax_backend, predictor
+from textrec.models import registry, zoo
+from textrec.training import metrics as metrics_lib
+from textrec.weights import loader
 
 
 def read_split(dataset_dir: str, split: str):
   """The split's random-access source (label file or ArrayRecord shards); raises naming bad
   label-file lines."""
-  from textrec.data import source as source_lib  # pylint: disable=g-import-not-at-top
-
   src, problems = source_lib.open_split(dataset_dir, split)
   if problems:
     more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -37,8 +41,6 @@ def read_split(dataset_dir: str, split: str):
 
 def load_records(src, start: int, stop: int) -> tuple[list[np.ndarray], list[str]]:
   """Records [start, stop) of a `read_split` source -> (BGR uint8 crops, label texts)."""
-  from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
-
   images, texts = [], []
   for i in range(start, stop):
     rec = src[i]
@@ -72,10 +74,7 @@ def evaluate_recognizer(recognize: Callable[[list[np.ndarray]], list[tuple[str, 
 def inference_form(model_name: str, num_classes: int, variables: dict, deploy: bool,
                    dtype: str = "float32") -> tuple[Any, dict]:
   """(module, variables) for evaluation: the fused deploy form when the model has one (the
-  same function as the training form in eval mode, 10-30x faster on CPU), else as given."""
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-  from textrec.models import zoo  # pylint: disable=g-import-not-at-top
-
+  same function as the training form in eval mode, with fewer ops), else as given."""
   build = registry.get_model(model_name)
   if not deploy:
     try:
@@ -89,8 +88,6 @@ def inference_form(model_name: str, num_classes: int, variables: dict, deploy: b
 def make_recognizer(model, variables: dict, charset: Charset, batch_size: int = 32,
                     rotate_tall: float = 0.0):
   """A predict-path recogniser (textrec.inference.predictor) over in-memory flax variables."""
-  from textrec.inference import jax_backend, predictor  # pylint: disable=g-import-not-at-top
-
   fwd = jax_backend.FlaxForward(model, variables)
   return predictor.TextRecognizer(getattr(model, "name", None) or "model", fwd, charset,
                                   batch_size=batch_size, rotate_tall=rotate_tall)
@@ -104,10 +101,35 @@ def evaluate_variables(model, variables: dict, charset: Charset, dataset_dir: st
   return evaluate_recognizer(lambda imgs: rec.recognize(imgs, batch_size), items, log=log)
 
 
+class Evaluator:
+  """Evaluates variables on `config.evaluate`'s split through the predict path, as evaluate
+  mode does (`evaluate.rotate_tall` included). The first call builds the recogniser; later
+  calls only swap its variables, so its compiled programs are kept."""
+
+  def __init__(self, config, charset: Charset, deploy: bool, dataset_dir: str):
+    self.config, self.charset, self.deploy, self.dataset_dir = config, charset, deploy, dataset_dir
+    self.rec, self.items = None, None
+
+  def __call__(self, variables: dict) -> dict[str, Any]:
+    """-> {"acc", "norm_edit_dis", "num"} of the configured metric, plus "case_sensitive"
+    and "filtered" (both metrics)."""
+    cfg = self.config.evaluate
+    module, host = inference_form(self.config.model.name, self.charset.num_classes,
+                                  jax.device_get(variables), self.deploy)
+    if self.rec is None:
+      self.rec = make_recognizer(module, host, self.charset, cfg.batch_size,
+                                 float(cfg.rotate_tall))
+      self.items = read_split(self.dataset_dir, cfg.split)
+    else:
+      self.rec.probs_fn.variables = jax.device_put(host)
+    res = evaluate_recognizer(lambda imgs: self.rec.recognize(imgs, cfg.batch_size), self.items)
+    main = res["filtered" if cfg.is_filter else "case_sensitive"]
+    return dict(acc=main["acc"], norm_edit_dis=main["norm_edit_dis"], num=main["num"],
+                case_sensitive=res["case_sensitive"], filtered=res["filtered"])
+
+
 def _load(config) -> tuple[Any, dict, Charset, str]:
   """-> (module, variables, charset, description) for config.evaluate.weight_path."""
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
-
   w = loader.load_weights(config.model.name, config.evaluate.weight_path,
                           config.data.dict_path or None,
                           prefix=config.model.get("weights_prefix") or None)
@@ -117,8 +139,6 @@ def _load(config) -> tuple[Any, dict, Charset, str]:
 
 def run(config) -> int:
   """--config.mode=evaluate: writes OUT/evaluate_result.json; returns the exit code."""
-  from textrec.data import demo  # pylint: disable=g-import-not-at-top
-
   dataset_dir = config.dataset_dir or demo.demo_dataset_dir()
   out_dir = config.output_dir
   os.makedirs(out_dir, exist_ok=True)

@@ -4,7 +4,8 @@ Per sample (pred, target): spaces removed (`ignore_space`), optionally filtered 
 and lower-cased (`is_filter`); then
   acc           = correct / (N + 1e-5)
   norm_edit_dis = 1 - sum(levenshtein(p, t) / max(len(p), len(t))) / (N + 1e-5)
-(a pair of empty strings has normalised distance 0).
+(a pair of empty strings has normalised distance 0), with rapidfuzz's Levenshtein as
+RecMetric.
 """
 from __future__ import annotations
 
@@ -12,29 +13,20 @@ import dataclasses
 import string
 from typing import Iterable
 
+from rapidfuzz.distance import Levenshtein
+
 EPS = 1e-5
 _KEEP = frozenset(string.digits + string.ascii_letters)
 
 
 def levenshtein(a: str, b: str) -> int:
-  """Edit distance with unit insert/delete/substitute costs (two-row dynamic programme)."""
-  if len(a) < len(b):
-    a, b = b, a
-  if not b:
-    return len(a)
-  prev = list(range(len(b) + 1))
-  for i, ca in enumerate(a, 1):
-    cur = [i] + [0] * len(b)
-    for j, cb in enumerate(b, 1):
-      cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
-    prev = cur
-  return prev[-1]
+  """Edit distance with unit insert/delete/substitute costs."""
+  return Levenshtein.distance(a, b)
 
 
 def normalized_distance(a: str, b: str) -> float:
-  """levenshtein / max(len): in [0, 1]; 0 for two empty strings (as rapidfuzz's)."""
-  m = max(len(a), len(b))
-  return levenshtein(a, b) / m if m else 0.0
+  """levenshtein / max(len): in [0, 1]; 0 for two empty strings (RecMetric's measure)."""
+  return Levenshtein.normalized_distance(a, b)
 
 
 def normalize_text(text: str) -> str:

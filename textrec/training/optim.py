@@ -8,8 +8,8 @@
   norm scales) and for names containing "norm" or "pos_embed" (PaddleOCR's
   `one_dim_param_no_weight_decay` + `no_weight_decay_name` of the SVTRv2/RepSVTR configs).
 * LearnableAffineBlock parameters (`.../lab/scale|bias`) learn at 0.1 x the rate (`lab_lr`).
-* Schedule (Paddle `Cosine` + `LinearWarmup`): lr * s / W for s < W, then
-  lr * (1 + cos(pi * (s - W) / S)) / 2 with S = total steps, W = warmup steps.
+* Schedule (Paddle `Cosine` + `LinearWarmup`), from optax's schedules: lr * s / W for s < W,
+  then lr * (1 + cos(pi * (s - W) / S)) / 2 with S = total steps, W = warmup steps.
 * Gradient clipping by global norm (`clip_norm`, 0 = off).
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+from textrec.errors import UsageError
 
 FC_DECAY = 1e-5   # CTCHead fc_decay in PaddleOCR's PP-OCRv4 configs
 LAB_LR = 0.1      # PPLCNetV3 LearnableAffineBlock lr multiplier
@@ -54,30 +56,37 @@ def lr_multiplier(path: str) -> float:
   return LAB_LR if len(segs) >= 2 and segs[-2] == "lab" else 1.0
 
 
-def cosine_schedule(lr: float, total_steps: int, warmup_steps: int) -> Callable:
-  """Paddle's LinearWarmup(start 0) around CosineAnnealingDecay(T_max = total_steps)."""
+def cosine_schedule(lr: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
+  """Paddle's LinearWarmup(start 0) around CosineAnnealingDecay(T_max = total_steps).
+
+  The cosine starts after the warmup and spans `total_steps` (not less the warmup), so it
+  never reaches 0 within the run: optax's warmup-cosine with `decay_steps` = warmup + total.
+  """
   total = max(int(total_steps), 1)
   warm = int(warmup_steps)
-
-  def schedule(count):
-    s = jnp.asarray(count, jnp.float32)
-    w = jnp.asarray(max(warm, 1), jnp.float32)
-    cos = 0.5 * lr * (1.0 + jnp.cos(jnp.pi * (s - warm) / total))
-    return jnp.where(s < warm, lr * s / w, cos) if warm > 0 else cos
-
-  return schedule
+  if warm <= 0:
+    return optax.cosine_decay_schedule(lr, decay_steps=total)
+  return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warm,
+                                            decay_steps=warm + total)
 
 
-def make_schedule(cfg, total_steps: int, steps_per_epoch: int) -> Callable:
+def constant_schedule(lr: float, warmup_steps: int) -> optax.Schedule:
+  """Paddle's LinearWarmup(start 0) around a constant lr."""
+  if warmup_steps <= 0:
+    return optax.constant_schedule(lr)
+  return optax.linear_schedule(0.0, lr, transition_steps=int(warmup_steps))
+
+
+def make_schedule(cfg, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+  """lr(count) for `config.optim`, count 0-based (the first update uses lr(0) = 0 with a
+  warmup, as Paddle's). Warmup steps = round(warmup_epochs * steps_per_epoch), below total."""
   warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
   warmup = min(warmup, max(total_steps - 1, 0))
   if cfg.schedule == "cosine":
     return cosine_schedule(cfg.lr, total_steps, warmup)
   if cfg.schedule == "constant":
-    return lambda count: jnp.where(jnp.asarray(count) < warmup,
-                                   cfg.lr * jnp.asarray(count, jnp.float32) / max(warmup, 1),
-                                   cfg.lr)
-  raise ValueError(f"config.optim.schedule: unknown schedule {cfg.schedule!r} "
+    return constant_schedule(cfg.lr, warmup)
+  raise UsageError(f"config.optim.schedule: unknown schedule {cfg.schedule!r} "
                    "(cosine | constant)")
 
 
@@ -144,7 +153,7 @@ def make_optimizer(cfg, params, total_steps: int, steps_per_epoch: int,
           lambda p, leaf: decoupled_decay_mask(_path_str(p), leaf), params)
       chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=mask))
   else:
-    raise ValueError(f"config.optim.name: unknown optimiser {cfg.name!r} (adam | adamw)")
+    raise UsageError(f"config.optim.name: unknown optimiser {cfg.name!r} (adam | adamw)")
   chain.append(_per_leaf(lambda u, m, p: u * m if m != 1.0 else u, lr_mult))
   chain.append(optax.scale_by_learning_rate(schedule))
   if freeze_backbone_steps > 0:

@@ -8,34 +8,40 @@ processes). The batch is sharded along "data" (NamedSharding P("data")), the tra
 replicated (P()). The step is written for the *global* batch: the loss means, the BatchNorm
 statistics and the gradient are over all devices' samples, and XLA inserts the all-reduces.
 So N devices compute what one device computes on the same global batch (up to summation
-order), which `tests/test_parallel.py` checks. Multi-host: `jax.distributed.initialize()` when
-JAX_COORDINATOR_ADDRESS (or a SLURM/Open MPI launch of several tasks) says so; each process
-feeds its share of the batch (Grain shards by process) through
-`jax.make_array_from_process_local_data`, and only process 0 writes files.
+order), which `tests/test_parallel.py` checks. Multi-host: see `sharding`; only process 0
+writes files.
+
+`run` is a loop over small pieces: `metric_writer` (log lines, history.jsonl, the curve),
+`periodic` (when the log, evaluation and checkpoint run), `evaluate.Evaluator`,
+`checkpoint.Checkpointer` and `step_programs.StepPrograms` (the compiled step).
 """
 from __future__ import annotations
 
-import concurrent.futures
+import dataclasses
 import functools
 import json
-import math
 import os
 import sys
-import threading
 import time
 from typing import Any, Callable
 
+from absl import logging as absl_logging
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from textrec.training import losses
-from textrec.training import train_state as ts
+from textrec.data import pipeline
+from textrec.formats import checkpoint as ckpt_lib
 from textrec.models import layers
-
-BATCH_KEYS = ("image", "label_ctc", "label_ctc_pad", "label_nrtr")
+from textrec.training import evaluate, losses, metric_writer, optim, periodic
+from textrec.training import train_state as ts
+from textrec.training.sharding import make_mesh
+from textrec.training.sharding import maybe_initialize_distributed
+from textrec.training.sharding import replicate
+from textrec.training.sharding import shard_batch
+from textrec.training.step_programs import StepPrograms
 
 
 # ----------------------------------------------------------------------------- steps
@@ -85,47 +91,6 @@ def eval_step(variables: dict, images: jax.Array, *, model) -> jax.Array:
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
 
-# ----------------------------------------------------------------------------- devices
-def maybe_initialize_distributed() -> None:
-  """Multi-host set-up when the environment describes one (idempotent)."""
-  env = os.environ
-  multi = bool(env.get("JAX_COORDINATOR_ADDRESS")) or int(env.get("SLURM_NTASKS", "1")) > 1 \
-      or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
-  if not multi or getattr(maybe_initialize_distributed, "_done", False):
-    return
-  kw = {}
-  if env.get("JAX_NUM_PROCESSES"):
-    kw["num_processes"] = int(env["JAX_NUM_PROCESSES"])
-  if env.get("JAX_PROCESS_ID"):
-    kw["process_id"] = int(env["JAX_PROCESS_ID"])
-  jax.distributed.initialize(**kw)
-  maybe_initialize_distributed._done = True
-
-
-def make_mesh(devices=None) -> Mesh:
-  """1-D mesh over all (global) devices with axis "data"."""
-  devices = jax.devices() if devices is None else devices
-  return Mesh(np.asarray(devices), ("data",))
-
-
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """This process's rows -> global arrays sharded along "data" (rows must divide evenly)."""
-  sharding = NamedSharding(mesh, P("data"))
-  n_local = len(mesh.local_devices)
-  out = {}
-  for k in BATCH_KEYS:
-    v = np.asarray(batch[k])
-    if v.shape[0] % n_local:
-      raise ValueError(f"batch of {v.shape[0]} rows cannot be split over {n_local} local "
-                       "devices; make the batch size a multiple of the device count")
-    out[k] = jax.make_array_from_process_local_data(sharding, v)
-  return out
-
-
-def replicate(tree: Any, mesh: Mesh) -> Any:
-  return jax.device_put(tree, NamedSharding(mesh, P()))
-
-
 def jit_train_step(model, tx, mesh: Mesh, train_cfg) -> Callable:
   """train_step bound to the model/optimiser and jitted over `mesh` (state replicated)."""
   fn = functools.partial(train_step, model=model, tx=tx, ctc_weight=train_cfg.ctc_weight,
@@ -140,78 +105,38 @@ def jit_train_step(model, tx, mesh: Mesh, train_cfg) -> Callable:
   return jax.jit(fn, in_shardings=(repl, data), out_shardings=(repl, repl))
 
 
-class StepPrograms:
-  """A jitted step compiled per batch shape, ahead of time where the shape is known early.
-
-  `start(state, batch)` lowers and compiles for the batch's shape in a background thread,
-  overlapping the evaluation of the pretrained weights (main job on 2 cores: the loop waits
-  38-50 s of a 61-67 s compile); calling runs the compiled program, waiting for it or
-  compiling on first use.
-  """
-
-  def __init__(self, step_fn: Callable):
-    self._fn = step_fn
-    self._progs: dict[tuple[int, ...], Any] = {}
-    self._pending: dict[tuple[int, ...], concurrent.futures.Future] = {}
-    self.compile_seconds: dict[tuple[int, ...], float] = {}
-
-  def _compile(self, shape, state, batch):
-    t0 = time.time()
-    prog = self._fn.lower(state, batch).compile()
-    self.compile_seconds[shape] = time.time() - t0
-    return prog
-
-  def start(self, state, batch) -> None:
-    shape = tuple(batch["image"].shape)
-    if shape not in self._progs and shape not in self._pending:
-      fut: concurrent.futures.Future = concurrent.futures.Future()
-
-      def work():
-        try:
-          fut.set_result(self._compile(shape, state, batch))
-        except BaseException as e:  # pylint: disable=broad-except  # re-raised by __call__
-          fut.set_exception(e)
-
-      # A daemon thread: a run that fails before its first step exits without waiting.
-      threading.Thread(target=work, name="compile-train-step", daemon=True).start()
-      self._pending[shape] = fut
-
-  def __call__(self, state, batch):
-    shape = tuple(batch["image"].shape)
-    prog = self._progs.get(shape)
-    if prog is None:
-      fut = self._pending.pop(shape, None)
-      prog = fut.result() if fut else self._compile(shape, state, batch)
-      self._progs[shape] = prog
-    return prog(state, batch)
-
-
 # ----------------------------------------------------------------------------- the run
-class _Log:
-  """Prints and (process 0) appends to OUT/train.log; `record` appends OUT/history.jsonl."""
+@dataclasses.dataclass
+class _Run:
+  """A training run: what it was built from and where it stands (`step`, `best`, ...)."""
+  config: Any
+  log: metric_writer.Log
+  setup: ts.Setup
+  dataset_dir: str
+  ckpt: Any                      # checkpoint.Checkpointer
+  mesh: Mesh
+  data_iter: Any                 # the endless Grain iterator of host batches
+  info: dict                     # pipeline's data summary (shapes, batches_per_epoch, drops)
+  total: int                     # steps of the run
+  schedule: Callable[[int], Any]
+  state: ts.TrainState
+  step_fn: StepPrograms
+  evaluator: Callable[[dict], dict]
+  meta_base: dict                # checkpoint metadata of every save
+  step: int = 0
+  best: dict = dataclasses.field(default_factory=lambda: dict(acc=-1.0, step=None))
+  # Records skipped at run time (unreadable, or augmentation spoilt the label) in this
+  # process's batches; kept in the checkpoint meta so a resumed run goes on counting.
+  replaced: int = 0
+  first_batch: Any = None        # drawn early: its shape compiles during the first evaluation
+  seen_shapes: set = dataclasses.field(default_factory=set)
+  before: dict | None = None     # the pretrained weights' metrics
+  last_eval: dict | None = None
+  stop: str = "completed"
 
-  def __init__(self, out_dir: str, primary: bool):
-    self.primary = primary
-    self.path = os.path.join(out_dir, "train.log")
-    self.hist = os.path.join(out_dir, "history.jsonl")
-
-  def __call__(self, msg: str) -> None:
-    if not self.primary:
-      return
-    line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}"
-    print(line, flush=True)
-    with open(self.path, "a", encoding="utf-8") as f:
-      f.write(line + "\n")
-
-  def record(self, entry: dict) -> None:
-    if self.primary:
-      with open(self.hist, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
-def _fmt_time(s: float) -> str:
-  s = int(max(s, 0))
-  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+  @property
+  def spe(self) -> int:
+    return int(self.info["batches_per_epoch"])
 
 
 def _write_json(path: str, obj: dict) -> None:
@@ -220,93 +145,18 @@ def _write_json(path: str, obj: dict) -> None:
   os.replace(path + ".tmp", path)
 
 
-class _Evaluator:
-  """Evaluates variables on the config's eval split through the predict path (as evaluate
-  mode, `evaluate.rotate_tall` included); the compiled programs are kept between evaluations
-  (only the variables change)."""
-
-  def __init__(self, setup, config, dataset_dir: str):
-    self.setup, self.config, self.dataset_dir = setup, config, dataset_dir
-    self.rec = None
-
-  def __call__(self, variables) -> dict:
-    from textrec.training import evaluate  # pylint: disable=g-import-not-at-top
-
-    cfg = self.config.evaluate
-    module, host = evaluate.inference_form(self.config.model.name, self.setup.charset.num_classes,
-                                           jax.device_get(variables), self.setup.deploy)
-    if self.rec is None:
-      self.rec = evaluate.make_recognizer(module, host, self.setup.charset, cfg.batch_size,
-                                          float(cfg.rotate_tall))
-      self.items = evaluate.read_split(self.dataset_dir, cfg.split)
-    else:
-      self.rec.probs_fn.variables = jax.device_put(host)
-    res = evaluate.evaluate_recognizer(lambda imgs: self.rec.recognize(imgs, cfg.batch_size),
-                                       self.items)
-    main = res["filtered" if cfg.is_filter else "case_sensitive"]
-    return dict(acc=main["acc"], norm_edit_dis=main["norm_edit_dis"], num=main["num"],
-                case_sensitive=res["case_sensitive"], filtered=res["filtered"])
-
-
-def training_curve(history_jsonl: str, png: str) -> None:
-  """Loss parts and lr per logged step, eval acc per evaluation -> a PNG (last entry per step
-  wins, so a resumed run's repeated steps are drawn once)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  train, evals = {}, {}
-  with open(history_jsonl, encoding="utf-8") as f:
-    for line in f:
-      e = json.loads(line)
-      (evals if "eval_acc" in e else train)[e["step"]] = e
-  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-  steps = sorted(train)
-  for k in ("loss", "ctc", "nrtr"):
-    if steps and k in train[steps[0]]:
-      ax1.plot(steps, [train[s][k] for s in steps], label=k)
-  ax1.set_xlabel("step")
-  ax1.set_ylabel("training loss")
-  ax1.set_yscale("log")
-  ax1.legend(loc="upper right")
-  if steps:
-    ax_lr = ax1.twinx()
-    ax_lr.plot(steps, [train[s]["lr"] for s in steps], "k:", lw=1)
-    ax_lr.set_ylabel("lr (dotted)")
-  es = sorted(evals)
-  ax2.plot(es, [evals[s]["eval_acc"] for s in es], "o-", label="acc")
-  ax2.plot(es, [evals[s]["eval_norm_edit_dis"] for s in es], "s--", label="norm_edit_dis")
-  ax2.set_xlabel("step")
-  ax2.set_ylim(0, 1)
-  ax2.legend(loc="lower right")
-  ax2.set_title("evaluation")
-  fig.tight_layout()
-  fig.savefig(png, dpi=100)
-  plt.close(fig)
-
-
-def run(config) -> int:
-  """--config.mode=train: train (or fine-tune), checkpoint, evaluate. Returns the exit code."""
-  from textrec.formats import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from textrec.training import optim  # pylint: disable=g-import-not-at-top
-  from textrec.data import pipeline  # pylint: disable=g-import-not-at-top
-
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-
-  from textrec import cli  # pylint: disable=g-import-not-at-top
-
-  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
-  maybe_initialize_distributed()
-  t_start = time.time()
-  out = config.output_dir
-  primary = jax.process_index() == 0
+def _open_log(out: str) -> metric_writer.Log:
   os.makedirs(out, exist_ok=True)
-  log = _Log(out, primary)
-  if primary:  # warnings (ours about the data, third-party ones) are kept in train.log too
-    cli.log_to_file(log.path)
-  dataset_dir = pipeline.dataset_dir(config)
-  ckpt = ckpt_lib.Checkpointer(out, config.train.keep_last)
-  resume_meta = None
+  log = metric_writer.Log(out, jax.process_index() == 0)
+  if log.primary:  # warnings (ours about the data, third-party ones) are kept in train.log too
+    metric_writer.log_warnings_to(log.path)
+  return log
+
+
+def _build_setup(config, log, dataset_dir: str, ckpt) -> ts.Setup:
+  """The model, charset and initial variables (pretrained, or those of the checkpoint to
+  resume); writes the resolved OUT/config.json and OUT/dict.txt."""
+  out, resume_meta = config.output_dir, None
   if config.train.resume:
     if ckpt.latest_step() is None:
       log(f"resume: no checkpoint under {out}/checkpoints yet; starting from the beginning")
@@ -318,13 +168,15 @@ def run(config) -> int:
   if setup.drop_nrtr:  # the resolved config (config.json) says what the run does
     config.train.nrtr_weight, config.train.use_guide = 0.0, False
   config.data.multi_scale = pipeline.multi_scale(config)
-  if primary:
+  if log.primary:
     _write_json(os.path.join(out, "config.json"), json.loads(config.to_json_best_effort()))
     with open(os.path.join(out, "dict.txt"), "w", encoding="utf-8") as f:
       f.write("".join(c + "\n" for c in setup.charset.chars if c != " "))
+  return setup
 
-  mesh = make_mesh()
-  n_dev = mesh.devices.size
+
+def _open_data(config, setup, mesh: Mesh, dataset_dir: str, log) -> tuple[Any, dict, int]:
+  """-> (endless iterator of this process's batches, data summary, total steps)."""
   data_iter, info = pipeline.train_iter_from_config(config, setup.charset,
                                                     batch_multiple=len(mesh.local_devices))
   spe = int(info["batches_per_epoch"])
@@ -335,8 +187,15 @@ def run(config) -> int:
   log(f"data: {dataset_dir}: {info['kept']} of {info['records']} training samples kept "
       f"(drops: {drops or 'none'}); batch shapes (W, H, B per process): "
       f"{info['shapes']}; {spe} steps/epoch; {total} steps")
+  n_dev = mesh.devices.size
   log(f"devices: {n_dev} ({jax.devices()[0].platform}) in {jax.process_count()} process(es); "
       f"mesh axis 'data'; per-device batch = global batch / {n_dev}")
+  return data_iter, info, total
+
+
+def _freeze_steps(config, setup, spe: int, log) -> int:
+  """Steps the backbone stays still (`train.freeze_backbone_steps`; < 0: an epoch when the
+  NRTR branch starts untrained)."""
   freeze = int(config.train.freeze_backbone_steps)
   if freeze < 0:
     freeze = spe if setup.fresh_nrtr and config.train.nrtr_weight else 0
@@ -345,128 +204,168 @@ def run(config) -> int:
            "NRTR" if config.train.get("use_guide", True) else "its first gradients are noise")
     log(f"backbone frozen for the first {freeze} steps while the untrained NRTR branch warms "
         f"up ({why}); set --config.train.freeze_backbone_steps to change")
-  tx, schedule = optim.make_optimizer(config.optim, setup.variables["params"], total, spe,
-                                      freeze_backbone_steps=freeze)
-  state = ts.create(setup.variables, tx, config.seed, ema=config.train.ema_decay > 0)
-  state = replicate(state, mesh)
-  start = 0
-  best = dict(acc=-1.0, step=None)
-  # Records skipped at run time (unreadable, or augmentation spoilt the label) in this
-  # process's batches; kept in the checkpoint meta so a resumed run goes on counting.
-  n_replaced = 0
-  if resume_meta is not None:
-    state, meta, start = ckpt.restore(state, data_iter)
-    best = meta.get("best", best)
-    n_replaced = int(meta.get("replaced_records", 0))
-    log(f"resumed from step {start} (best acc so far {best['acc']:.4f})")
-  step_fn = StepPrograms(jit_train_step(setup.model, tx, mesh, config.train))
-  first_batch = None
-  if start < total:  # its shape compiles while the pretrained weights are evaluated
-    first_batch = next(data_iter)
-    step_fn.start(state, shard_batch(first_batch, mesh))
-  meta_base = ckpt_lib.run_meta(config.model.name, setup.deploy, setup.charset,
-                                fresh_nrtr=setup.fresh_nrtr)
-  eval_every = int(config.train.eval_every) or spe
-  evaluator = _Evaluator(setup, config, dataset_dir)
-  before = None  # the pretrained weights' accuracy, so the run shows what training gained
-  if config.train.pretrained and start == 0:
-    before = evaluator(state.variables)
-    log(f"eval before training ({config.train.pretrained} weights): acc {before['acc']:.4f}  "
-        f"norm_edit_dis {before['norm_edit_dis']:.4f}")
-  window, t_win, n_img, n_timed, last_eval = [], time.time(), 0, 0, None
-  stop_reason = "completed"
+  return freeze
+
+
+def _prepare(config, log) -> _Run:
+  """Everything before the first step: setup, data, optimiser, state (resumed if asked)."""
+  dataset_dir = pipeline.dataset_dir(config)
+  ckpt = ckpt_lib.Checkpointer(config.output_dir, config.train.keep_last)
+  setup = _build_setup(config, log, dataset_dir, ckpt)
+  mesh = make_mesh()
+  data_iter, info, total = _open_data(config, setup, mesh, dataset_dir, log)
+  freeze = _freeze_steps(config, setup, int(info["batches_per_epoch"]), log)
+  tx, schedule = optim.make_optimizer(config.optim, setup.variables["params"], total,
+                                      int(info["batches_per_epoch"]), freeze_backbone_steps=freeze)
+  state = replicate(ts.create(setup.variables, tx, config.seed, ema=config.train.ema_decay > 0),
+                    mesh)
+  return _Run(
+      config=config, log=log, setup=setup, dataset_dir=dataset_dir, ckpt=ckpt, mesh=mesh,
+      data_iter=data_iter, info=info, total=total, schedule=schedule, state=state,
+      step_fn=StepPrograms(jit_train_step(setup.model, tx, mesh, config.train)),
+      evaluator=evaluate.Evaluator(config, setup.charset, setup.deploy, dataset_dir),
+      meta_base=ckpt_lib.run_meta(config.model.name, setup.deploy, setup.charset,
+                                  fresh_nrtr=setup.fresh_nrtr))
+
+
+def _resume(r: _Run) -> None:
+  """Restores the latest checkpoint's state, data position and counters."""
+  r.state, meta, r.step = r.ckpt.restore(r.state, r.data_iter)
+  r.best = meta.get("best", r.best)
+  r.replaced = int(meta.get("replaced_records", 0))
+  r.log(f"resumed from step {r.step} (best acc so far {r.best['acc']:.4f})")
+
+
+def _start(r: _Run) -> None:
+  """Starts the first batch's compile, then evaluates the pretrained weights meanwhile (so the
+  run shows what training gained)."""
+  if r.step < r.total:
+    r.first_batch = next(r.data_iter)
+    r.step_fn.start(r.state, shard_batch(r.first_batch, r.mesh))
+  pretrained = r.config.train.pretrained
+  if pretrained and r.step == 0:
+    r.before = r.evaluator(r.state.variables)
+    r.log(f"eval before training ({pretrained} weights): acc {r.before['acc']:.4f}  "
+          f"norm_edit_dis {r.before['norm_edit_dis']:.4f}")
+
+
+def _train_step(r: _Run, writer: metric_writer.MetricWriter) -> dict:
+  """One step on the next batch; a batch shape's first step (its compile) is logged and kept
+  out of img/s and the ETA."""
+  batch = r.first_batch if r.first_batch is not None else next(r.data_iter)
+  r.first_batch = None
+  r.replaced += int(np.sum(batch["replaced"]))
+  t0 = time.time()
+  r.state, metrics = r.step_fn(r.state, shard_batch(batch, r.mesh))
+  r.step += 1
+  shape = tuple(batch["image"].shape)
+  if shape in r.seen_shapes:
+    writer.add(metrics, shape[0] * jax.process_count())
+    return metrics
+  jax.block_until_ready(metrics)
+  r.seen_shapes.add(shape)
+  r.log(f"compiled the train step for batch shape {shape} in "
+        f"{r.step_fn.compile_seconds.get(shape, 0):.0f} s (waited {time.time() - t0:.0f} s "
+        f"for it and the first step)")
+  writer.restart_clock()
+  writer.add(metrics, None)
+  return metrics
+
+
+def _evaluate(r: _Run, writer: metric_writer.MetricWriter) -> None:
+  """Evaluates the current variables; a new best accuracy saves OUT/best_model."""
+  res = r.evaluator(r.state.variables)
+  r.last_eval = dict(step=r.step, **res)
+  writer.write_eval(r.step, res)
+  if res["acc"] > r.best["acc"]:
+    r.best = dict(acc=res["acc"], norm_edit_dis=res["norm_edit_dis"], step=r.step)
+    r.ckpt.save_best(r.step, jax.device_get(r.state.variables),
+                     dict(r.meta_base, step=r.step, metrics=res))
+    r.log(f"new best acc {res['acc']:.4f}: saved {r.config.output_dir}/{ckpt_lib.BEST_DIR}")
+
+
+def _save(r: _Run) -> None:
+  meta = dict(r.meta_base, step=r.step, best=r.best, replaced_records=r.replaced)
+  r.ckpt.save(r.step, r.state, meta, r.data_iter)
+
+
+def _loop(r: _Run) -> None:
+  """Steps until the total (or too many non-finite losses in a row), each followed by the
+  periodic actions: log line, evaluation, checkpoint."""
+  cfg = r.config.train
+  writer = metric_writer.MetricWriter(r.log, r.total, r.spe)
+  log_at = periodic.Periodic(int(cfg.log_every), r.total)
+  eval_at = periodic.Periodic(int(cfg.eval_every) or r.spe, r.total)
+  save_at = periodic.Periodic(int(cfg.save_every), r.total)
   prev = None
-  step = start
-  seen_shapes = set()
-  while step < total:
-    if first_batch is not None:
-      batch, first_batch = first_batch, None
-    else:
-      batch = next(data_iter)
-    n_replaced += int(np.sum(batch["replaced"]))
-    t0 = time.time()
-    state, metrics = step_fn(state, shard_batch(batch, mesh))
-    step += 1
-    shape = tuple(batch["image"].shape)
-    if shape not in seen_shapes:  # a compile: keep it out of img/s and ETA
-      jax.block_until_ready(metrics)
-      seen_shapes.add(shape)
-      log(f"compiled the train step for batch shape {shape} in "
-          f"{step_fn.compile_seconds.get(shape, 0):.0f} s (waited {time.time() - t0:.0f} s "
-          f"for it and the first step)")
-      t_win, n_img, n_timed = time.time(), 0, 0
-    else:
-      n_img += int(batch["image"].shape[0]) * jax.process_count()
-      n_timed += 1
-    window.append(metrics)
-    if prev is not None and int(prev["nonfinite"]) >= config.train.max_nonfinite:
-      stop_reason = (f"stopped: {int(prev['nonfinite'])} non-finite losses in a row (at step "
-                     f"{step - 1}); lower optim.lr or check the data")
+  while r.step < r.total:
+    metrics = _train_step(r, writer)
+    if prev is not None and int(prev["nonfinite"]) >= cfg.max_nonfinite:
+      r.stop = (f"stopped: {int(prev['nonfinite'])} non-finite losses in a row (at step "
+                f"{r.step - 1}); lower optim.lr or check the data")
       break
     prev = metrics
-    if step % config.train.log_every == 0 or step == total:
-      host = jax.device_get(window)
-      ok = [h for h in host if h["ok"]] or host
-      avg = {k: float(np.mean([h[k] for h in ok])) for k in ("loss", "ctc", "nrtr", "grad_norm")
-             if k in ok[0]}
-      dt = time.time() - t_win
-      ips = n_img / max(dt, 1e-9)
-      eta = (total - step) * dt / max(n_timed, 1)
-      lr = float(schedule(step - 1))
-      parts = "  ".join(f"{k} {avg[k]:.4f}" for k in ("ctc", "nrtr") if k in avg)
-      bad = sum(1 for h in host if not h["ok"])
-      log(f"step {step}/{total}  epoch {(step - 1) // spe + 1}  loss {avg['loss']:.4f}  "
-          f"({parts})  lr {lr:.3e}  {ips:.1f} img/s  eta {_fmt_time(eta)}"
-          + (f"  non-finite {bad}" if bad else "")
-          + (f"  replaced records {n_replaced}" if n_replaced else ""))
-      log.record(dict(step=step, epoch=(step - 1) / spe + 1, lr=lr, img_s=ips, **avg))
-      window, t_win, n_img, n_timed = [], time.time(), 0, 0
-    if step % eval_every == 0 or step == total:
-      res = evaluator(state.variables)
-      last_eval = dict(step=step, **res)
-      log(f"eval step {step}: acc {res['acc']:.4f}  norm_edit_dis {res['norm_edit_dis']:.4f}  "
-          f"(filtered acc {res['filtered']['acc']:.4f})")
-      log.record(dict(step=step, eval_acc=res["acc"], eval_norm_edit_dis=res["norm_edit_dis"]))
-      if res["acc"] > best["acc"]:
-        best = dict(acc=res["acc"], norm_edit_dis=res["norm_edit_dis"], step=step)
-        ckpt.save_best(step, jax.device_get(state.variables), dict(meta_base, step=step,
-                                                                   metrics=res))
-        log(f"new best acc {res['acc']:.4f}: saved {out}/{ckpt_lib.BEST_DIR}")
-      t_win, n_img, n_timed = time.time(), 0, 0
-    if step % config.train.save_every == 0 or step == total:
-      ckpt.save(step, state, dict(meta_base, step=step, best=best, replaced_records=n_replaced),
-                data_iter)
-  ckpt.wait()
-  # The last batch's arrays live in Grain's shared memory until released; holding them at exit
-  # leaves the segments behind ("leaked shared_memory objects").
-  batch = None
-  if hasattr(data_iter, "close"):
-    data_iter.close()  # stops Grain's worker processes
-  n_bad = int(jax.device_get(state.nonfinite_total))
-  wall = time.time() - t_start
-  result = dict(
-      model_name=config.model.name, done_flag=stop_reason == "completed", stop=stop_reason,
-      steps=step, total_steps=total, epochs=step / spe, global_batch_first_scale=(
-          info["shapes"][0][2] * jax.process_count()), devices=n_dev,
-      processes=jax.process_count(), wall_seconds=round(wall, 1), nonfinite_steps=n_bad,
-      replaced_records=n_replaced,
+    if log_at.due(r.step):
+      writer.write(r.step, float(r.schedule(r.step - 1)), r.replaced)
+    if eval_at.due(r.step):
+      _evaluate(r, writer)
+      writer.restart_clock()
+    if save_at.due(r.step):
+      _save(r)
+
+
+def _result(r: _Run, wall: float) -> dict:
+  """OUT/train_result.json's content."""
+  out = r.config.output_dir
+  return dict(
+      model_name=r.config.model.name, done_flag=r.stop == "completed", stop=r.stop,
+      steps=r.step, total_steps=r.total, epochs=r.step / r.spe,
+      global_batch_first_scale=r.info["shapes"][0][2] * jax.process_count(),
+      devices=r.mesh.devices.size, processes=jax.process_count(), wall_seconds=round(wall, 1),
+      nonfinite_steps=int(jax.device_get(r.state.nonfinite_total)),
+      replaced_records=r.replaced,
       config=os.path.join(out, "config.json"), train_log=os.path.join(out, "train.log"),
       label_dict=os.path.join(out, "dict.txt"), curve=os.path.join(out, "train_curve.png"),
-      dataset_dir=os.path.abspath(dataset_dir), metrics=last_eval, pretrained_metrics=before,
-      models=dict(best=dict(best, path=os.path.join(out, ckpt_lib.BEST_DIR)),
-                  last=dict(step=ckpt.latest_step(),
+      dataset_dir=os.path.abspath(r.dataset_dir), metrics=r.last_eval,
+      pretrained_metrics=r.before,
+      models=dict(best=dict(r.best, path=os.path.join(out, ckpt_lib.BEST_DIR)),
+                  last=dict(step=r.ckpt.latest_step(),
                             path=os.path.join(out, ckpt_lib.CKPT_DIR))))
-  if primary:
-    _write_json(os.path.join(out, "train_result.json"), result)
+
+
+def _finish(r: _Run, t_start: float) -> int:
+  """Waits for the checkpoints, stops the data workers, writes the result and the curve."""
+  r.ckpt.wait()
+  if hasattr(r.data_iter, "close"):
+    r.data_iter.close()  # stops Grain's worker processes
+  wall = time.time() - t_start
+  result = _result(r, wall)
+  if r.log.primary:
+    _write_json(os.path.join(r.config.output_dir, "train_result.json"), result)
     try:
-      training_curve(log.hist, result["curve"])
+      metric_writer.training_curve(r.log.hist, result["curve"])
     except Exception as e:  # a missing plot must not fail a finished run  # pylint: disable=broad-except
-      log(f"training curve not drawn: {e!r}")
-  ckpt.close()
-  gain = f" ({best['acc'] - before['acc']:+.4f} over the pretrained weights)" if before else ""
-  log(f"{stop_reason}: {step} steps in {_fmt_time(wall)}; best acc {best['acc']:.4f}{gain}; "
-      f"results in {out}/train_result.json")
-  if stop_reason != "completed":
-    print(stop_reason, file=sys.stderr)
+      r.log(f"training curve not drawn: {e!r}")
+  r.ckpt.close()
+  gain = (f" ({r.best['acc'] - r.before['acc']:+.4f} over the pretrained weights)"
+          if r.before else "")
+  r.log(f"{r.stop}: {r.step} steps in {metric_writer.fmt_time(wall)}; best acc "
+        f"{r.best['acc']:.4f}{gain}; results in {r.config.output_dir}/train_result.json")
+  if r.stop != "completed":
+    print(r.stop, file=sys.stderr)
     return 1
   return 0
+
+
+def run(config) -> int:
+  """--config.mode=train: train (or fine-tune), checkpoint, evaluate. Returns the exit code."""
+  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
+  maybe_initialize_distributed()
+  t_start = time.time()
+  log = _open_log(config.output_dir)
+  r = _prepare(config, log)
+  if config.train.resume and r.ckpt.latest_step() is not None:
+    _resume(r)
+  _start(r)
+  _loop(r)
+  return _finish(r, t_start)

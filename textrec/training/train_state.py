@@ -16,6 +16,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from textrec import charset as charset_lib
+from textrec.models import recognizer, registry
+from textrec.weights import loader, official
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -150,11 +154,8 @@ def _load_pretrained(config) -> tuple[dict | None, Any, bool, str]:
   if not src:
     return None, None, bool(config.model.deploy), "none (from scratch)"
   if src == "official":
-    from textrec.weights import official  # pylint: disable=g-import-not-at-top
-
     variables, cs = official.load_official(name)
     return variables, cs, True, "official weights (deploy form: fused reparam convs)"
-  from textrec.weights import loader  # pylint: disable=g-import-not-at-top
 
   if not os.path.exists(src) and not os.path.isfile(src + ".pdparams"):
     raise FileNotFoundError(f"config.train.pretrained: {src} does not exist")
@@ -164,8 +165,6 @@ def _load_pretrained(config) -> tuple[dict | None, Any, bool, str]:
 
 
 def _choose_charset(config, dataset_dir: str, pretrained_cs, messages: list[str]):
-  from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-
   space = config.data.use_space_char
   if config.data.dict_path:
     return charset_lib.load_dict(config.data.dict_path, space)
@@ -192,10 +191,6 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
   With `resume_meta` (a checkpoint's meta) the dictionary and form are the checkpoint's and the
   variables are only a template for the restore.
   """
-  from textrec import charset as charset_lib  # pylint: disable=g-import-not-at-top
-  from textrec.models import registry  # pylint: disable=g-import-not-at-top
-  from textrec.models import recognizer  # pylint: disable=g-import-not-at-top
-
   messages: list[str] = []
   if resume_meta is not None:
     pre, cs, deploy = None, charset_lib.Charset(tuple(resume_meta["chars"])), \
@@ -225,8 +220,8 @@ def build(config, dataset_dir: str, resume_meta: dict | None = None) -> Setup:
       text_len=config.data.max_text_length + 2))
   key = jax.random.PRNGKey(config.seed)
   if pre is not None:
-    # Pretrained weights that fill every variable need no initialiser run (its compile took
-    # about 17 s of the main job on 2 CPU cores): the shapes alone say where each tensor goes.
+    # Pretrained weights that fill every variable need no initialiser run (nor its compile):
+    # the shapes alone say where each tensor goes.
     variables, report = merge_pretrained(jax.eval_shape(init, key), pre)
     if report.missing or report.reinitialised:
       variables, report = merge_pretrained(init(key), pre)
