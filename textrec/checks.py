@@ -14,7 +14,7 @@ from typing import Any
 
 from textrec.errors import UsageError
 from textrec.formats import official_files
-from textrec.inference import inputs
+from textrec.inference import inputs, predict_files
 from textrec.models import registry
 from textrec.runtime import settings
 
@@ -99,28 +99,13 @@ def check_extra(module: str, extra: str, mode: str) -> None:
                      f".venv/bin/pip install -e '.[{extra}]'")
 
 
-def predict_inputs(value: str) -> list[str]:
-  """`predict.input` as paths: one path, or a comma-separated list of paths (`~` expanded)."""
-  value = os.path.expanduser(value)
-  if os.path.exists(value) or "," not in value:
-    return [value]
-  return [os.path.expanduser(v.strip()) for v in value.split(",") if v.strip()]
-
-
-def predict_output_dir(config: Any) -> str:
-  """Where predict writes its images / JSON: `predict.output_dir`, else
-  `<output_dir>/predict` (apart from a training run's files in `output_dir`)."""
-  p = config.predict
-  return os.path.expanduser(p.get("output_dir") or os.path.join(config.output_dir, "predict"))
-
-
 def check_predict_input(value: str) -> list[str]:
   """The input paths. A missing one is left to predict, which reports it as that item's
   error; UsageError when none exists, or when directories alone hold no image."""
   if not value:
     raise UsageError("--config.predict.input=PATH is required (an image, a directory, or "
                      "a comma-separated list of them)")
-  paths = predict_inputs(value)
+  paths = predict_files.input_paths(value)
   there = [p for p in paths if os.path.exists(p)]
   if not there:
     missing = "" if len(paths) == 1 else f" ({', '.join(paths)})"
@@ -152,7 +137,7 @@ def expand_paths(config: Any) -> None:
     if "~" not in value:
       continue
     if key == "predict.input":
-      value = ",".join(predict_inputs(value))
+      value = ",".join(predict_files.input_paths(value))
     node[leaf] = os.path.expanduser(value)
 
 
@@ -170,8 +155,8 @@ def check_config(config: Any) -> None:
     raise UsageError(f"--config.output_dir={config.output_dir}: is a file, not a directory")
   if mode == "predict":
     p = config.predict
-    if os.path.isfile(predict_output_dir(config)):
-      raise UsageError(f"predict's output directory {predict_output_dir(config)} is a file "
+    if os.path.isfile(predict_files.output_dir(config)):
+      raise UsageError(f"predict's output directory {predict_files.output_dir(config)} is a file "
                        "(set --config.predict.output_dir=DIR)")
     check_predict_input(p.input)
     _at_least("predict.batch_size", p.batch_size, 1)

@@ -220,22 +220,3 @@ def quiet_logs(debug: bool) -> None:
     handler.addFilter(_DropNoise())
   for name in ("jax._src.xla_bridge", "jax2onnx", "tensorflow", "h5py"):
     logging.getLogger(name).setLevel(logging.ERROR)
-
-
-class _FileHandler(logging.FileHandler):
-  pass
-
-
-def log_to_file(path: str) -> logging.Handler:
-  """Also writes every logger's warnings (third-party ones included) to `path` (train.log),
-  instead of an earlier run's file in this process."""
-  for h in [h for h in logging.root.handlers if isinstance(h, _FileHandler)]:
-    logging.root.removeHandler(h)
-    h.close()
-  handler = _FileHandler(path, encoding="utf-8")
-  handler.setLevel(logging.WARNING)
-  handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s",
-                                         "%Y-%m-%d %H:%M:%S"))
-  handler.addFilter(_DropNoise())
-  logging.root.addHandler(handler)
-  return handler

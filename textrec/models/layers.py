@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import contextvars
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -36,15 +36,10 @@ _BN_FROZEN: contextvars.ContextVar[bool] = contextvars.ContextVar("textrec_bn_fr
                                                                   default=False)
 
 
-@contextlib.contextmanager
-def frozen_batch_norm() -> Iterator[None]:
+def frozen_batch_norm() -> contextlib.AbstractContextManager:
   """Within this context (at trace time), BatchNorms normalise with their running statistics
   and leave them unchanged even when called with train=True (fine-tuning with frozen BN)."""
-  token = _BN_FROZEN.set(True)
-  try:
-    yield
-  finally:
-    _BN_FROZEN.reset(token)
+  return settings.scoped(_BN_FROZEN, True)
 
 
 def bn_uses_batch_stats(train: bool) -> bool:

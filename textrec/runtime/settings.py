@@ -81,17 +81,22 @@ _NATIVE_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("textrec_nati
 
 
 @contextlib.contextmanager
-def conv_impl(name: str) -> Iterator[None]:
+def scoped(var: contextvars.ContextVar, value: Any) -> Iterator[None]:
+  """`var` holds `value` within this context (this thread or task only)."""
+  token = var.set(value)
+  try:
+    yield
+  finally:
+    var.reset(token)
+
+
+def conv_impl(name: str) -> contextlib.AbstractContextManager:
   """Within this context, Conv2D traces with implementation `name` ("fast", "xla" or "auto";
   textrec.models.layers). It acts at trace time: a function jitted earlier keeps the
   implementation it was traced with."""
   if name not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be 'fast', 'xla' or 'auto', got {name!r}")
-  token = _CONV_IMPL.set(name)
-  try:
-    yield
-  finally:
-    _CONV_IMPL.reset(token)
+  return scoped(_CONV_IMPL, name)
 
 
 def current_conv_impl(backend: str) -> str:
@@ -103,14 +108,9 @@ def current_conv_impl(backend: str) -> str:
   return name
 
 
-@contextlib.contextmanager
-def native_kernels_off() -> Iterator[None]:
+def native_kernels_off() -> contextlib.AbstractContextManager:
   """Within this context (at trace time), no native kernel is traced: XLA's own ops only."""
-  token = _NATIVE_OFF.set(True)
-  try:
-    yield
-  finally:
-    _NATIVE_OFF.reset(token)
+  return scoped(_NATIVE_OFF, True)
 
 
 def native_kernels_wanted() -> bool:
