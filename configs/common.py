@@ -178,7 +178,9 @@ def ocr_section() -> mlc.ConfigDict:
   ))
 
 
-def base(model_name: str) -> mlc.ConfigDict:
+def base(model_name: str, **overrides: dict) -> mlc.ConfigDict:
+  """The whole config of `model_name`; `overrides`: {section: {key: value}} a model file
+  changes, e.g. `base("ch_SVTRv2_rec", optim=dict(name="adamw", lr=1e-3))`."""
   c = mlc.ConfigDict()
   c.mode = "train"           # train | evaluate | predict | check_dataset | export | serve
   c.seed = 0
@@ -194,4 +196,6 @@ def base(model_name: str) -> mlc.ConfigDict:
   c.export = export_section()
   c.serve = serve_section()
   c.runtime = runtime_section()
+  for section, values in overrides.items():
+    c[section].update(values)
   return c

@@ -22,12 +22,8 @@ import common  # noqa: E402
 
 
 def get_config():
-  c = common.base("ch_SVTRv2_rec")
-  c.optim.name = "adamw"
-  c.optim.lr = 1e-3
-  c.optim.beta1 = 0.9
-  c.optim.beta2 = 0.999
-  c.optim.weight_decay = 0.05
-  c.train.pretrained = ""  # no official weights to fetch offline; see the docstring
+  # No official weights ship in a PyPI package for this model: from scratch (see above).
+  c = common.base("ch_SVTRv2_rec", optim=dict(name="adamw", lr=1e-3, weight_decay=0.05),
+                  train=dict(pretrained=""))
   c.lock()
   return c

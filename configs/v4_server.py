@@ -20,12 +20,8 @@ import common  # noqa: E402
 
 
 def get_config():
-  c = common.base("PP-OCRv4_server_rec")
-  c.optim.name = "adam"
-  c.optim.lr = 1e-3
-  c.optim.beta1 = 0.9
-  c.optim.beta2 = 0.999
-  c.optim.weight_decay = 3e-5
-  c.train.pretrained = ""  # no official weights to fetch offline; see the docstring
+  # No official weights ship in a PyPI package for this model: from scratch (see above).
+  c = common.base("PP-OCRv4_server_rec", optim=dict(name="adam", lr=1e-3, weight_decay=3e-5),
+                  train=dict(pretrained=""))
   c.lock()
   return c
