@@ -15,14 +15,14 @@ import pytest
 from jax import lax
 
 from textrec.models import layers
-from textrec.runtime import native_depthwise
+from textrec.runtime import native_depthwise, settings
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # A platform without the kernel (another backend, several devices, no C++ compiler, or turned
 # off by its environment variable) skips; where it can be built, a build failure fails.
 _PLATFORM = (jax.default_backend() == "cpu" and jax.device_count() == 1
-             and os.environ.get(native_depthwise.ENV, "1") != "0"
+             and settings.get().native_kernels
              and native_depthwise._compiler() is not None)  # pylint: disable=protected-access
 pytestmark = pytest.mark.skipif(not _PLATFORM, reason="native depthwise conv not built here (no "
                                 "C++ compiler, not the CPU, several devices, or turned off)")

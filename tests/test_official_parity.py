@@ -176,7 +176,7 @@ def test_missing_package_names_the_extra(monkeypatch):
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, "find_spec",
                       lambda name, *a: None if name == "rapidocr_onnxruntime" else real(name, *a))
-  with pytest.raises(ModuleNotFoundError, match=r"textrec\[pretrained\]"):
+  with pytest.raises(ModuleNotFoundError, match=r"pip install -e '\.\[pretrained\]'"):
     official.official_onnx_path(MODEL)
 
 

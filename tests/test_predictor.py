@@ -22,6 +22,7 @@ from PIL import Image
 
 from textrec import charset as charset_lib
 from textrec.inference import postprocess
+from textrec.errors import UsageError
 from textrec.inference import jax_backend, predictor
 from textrec.runtime import compile_cache
 from textrec.inference import preprocess
@@ -345,7 +346,8 @@ def test_run_writes_outputs_and_exit_code(tiny, tmp_path, monkeypatch, capsys):
   good.mkdir()
   cv2.imwrite(str(good / "a.png"), _crops(1)[0])
   assert predictor.run(_config(input=str(good), output_dir=str(out))) == 0
-  assert predictor.run(_config(input="", output_dir=str(out))) == 2
+  with pytest.raises(UsageError, match="predict.input"):
+    predictor.run(_config(input="", output_dir=str(out)))
 
 
 def test_pdparams_dispatch_reports_mismatch(pdparams_dir):
