@@ -41,6 +41,12 @@ def shared_paddle_ref_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def paddle_train_dir() -> pathlib.Path:
+  """PaddleOCR's trainer run for 5 steps (../shared/fixtures/paddle_train)."""
+  return _dataset("PaddleOCR's trainer records", "fixtures", "paddle_train")
+
+
+@pytest.fixture(scope="session")
 def paddle_ref_dir() -> pathlib.Path:
   """Manifests and PaddleOCR's outputs on the synthetic rows x[0:2] (tests/paddle_ref.py)."""
   return FIXTURES / "paddle_ref"

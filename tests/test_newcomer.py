@@ -100,8 +100,8 @@ _MAKE_CHECKPOINT = """
 import sys
 sys.path.insert(0, {tests!r})
 import train_utils
-from textrec import charset, registry
-from textrec.models import recognizer
+from textrec import charset
+from textrec.models import recognizer, registry
 from textrec.formats import checkpoint
 cs = charset.from_chars(list("0123456789abcdefghijklmnopqrstuvwxyz"))
 model = registry.get_model("tiny_rec")(num_classes=cs.num_classes)

@@ -51,11 +51,9 @@ def test_constant_warms_up_then_holds():
 
 
 @pytest.mark.parametrize("model", ["PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec"])
-def test_schedule_reproduces_paddle_trainer_lr(shared_dir, model):
+def test_schedule_reproduces_paddle_trainer_lr(paddle_train_dir, model):
   """The lr PaddleOCR's trainer (`optimizer.get_lr()`) used at iterations 1..25."""
-  path = shared_dir / "fixtures" / "paddle_train" / f"{model}.json"
-  if not path.is_file():
-    pytest.skip(f"{path} is absent")
+  path = paddle_train_dir / f"{model}.json"
   rec = json.loads(path.read_text())["lr_scheduler"]
   assert rec["class"] == "LinearWarmup" and rec["inner"] == "CosineAnnealingDecay"
   spe = rec["step_each_epoch"]
