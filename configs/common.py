@@ -1,4 +1,9 @@
-"""Shared config sections. Each model's config file calls `base(model_name)` and overrides.
+"""Shared config sections. Each model's config file calls `base(model_name, **overrides)`.
+
+Every model file runs the same way (README "Workflows"):
+  python -m textrec.main --config=configs/<model>.py                       # train
+  python -m textrec.main --config=configs/<model>.py --config.mode=predict \
+      --config.predict.input=PATH [--config.predict.model_dir=WEIGHTS]
 
 Sections: model, data, train, optim, evaluate, predict, check_dataset, export, serve,
 runtime.

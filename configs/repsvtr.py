@@ -6,13 +6,8 @@ beta2 0.999, eps 1e-8), weight decay 0.025 except 1-D parameters and names conta
 (`one_dim_param_no_weight_decay`, `no_weight_decay_name: norm`), cosine schedule, lr 1e-3
 (8 GPUs x 192 images; PaddleOCR warms up for 5 of 200 epochs).
 
-Run (no official weights ship in a PyPI package for this model, so it trains from scratch
-on the embedded demo dataset; fine-tune PaddleOCR's weights with
---config.train.pretrained=PATH.pdparams):
-  python -m textrec.main --config=configs/repsvtr.py
-Predict (with PaddleOCR's weights or your checkpoint):
-  python -m textrec.main --config=configs/repsvtr.py --config.mode=predict \
-      --config.predict.input=PATH --config.predict.model_dir=PATH
+No official weights ship in a PyPI package for this model: it trains from scratch unless
+--config.train.pretrained names PaddleOCR's weights (.pdparams or an inference directory).
 """
 import os
 import sys
@@ -22,7 +17,6 @@ import common  # noqa: E402
 
 
 def get_config():
-  # No official weights ship in a PyPI package for this model: from scratch (see above).
   c = common.base("ch_RepSVTR_rec", optim=dict(name="adamw", lr=1e-3, weight_decay=0.025),
                   train=dict(pretrained=""))
   c.lock()

@@ -20,9 +20,9 @@ def get_config():
   c = common.base("PP-OCRv4_mobile_rec")
   c.optim.name = "adam"
   # PaddleOCR's yml trains from scratch at 5e-4 on multi-GPU batches. Fine-tuning the
-  # official weights at batch 16, one epoch of the demo dataset (val acc 0.9219 before):
-  # lr 5e-4 -> 0.9219 (it needs a second epoch), 2e-4 -> 0.9453, 2e-4 with the BatchNorms'
-  # pretrained statistics kept (freeze_bn, as experiments/ic15_finetune found best) -> 0.9609.
+  # official weights at batch 16 for one epoch of the demo dataset, 2e-4 with the BatchNorms'
+  # pretrained statistics kept (freeze_bn, as experiments/ic15_finetune found best) did best
+  # of 5e-4, 2e-4 and 2e-4 + freeze_bn (experiments/benchmarks/README.md has the runs).
   c.optim.lr = 2e-4
   c.train.freeze_bn = True
   c.optim.weight_decay = 3e-5

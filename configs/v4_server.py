@@ -4,13 +4,8 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_server_rec.yml: Ad
 (beta1 0.9, beta2 0.999) with L2 3e-5 (0 on the backbone's BatchNorms, 1e-5 on the CTC fc),
 cosine schedule, lr 1e-3 (8 GPUs x 128 images; PaddleOCR warms up for 5 of 200 epochs).
 
-Run (no official weights ship in a PyPI package for this model, so it trains from scratch
-on the embedded demo dataset; fine-tune PaddleOCR's weights with
---config.train.pretrained=PATH.pdparams):
-  python -m textrec.main --config=configs/v4_server.py
-Predict (with PaddleOCR's weights or your checkpoint):
-  python -m textrec.main --config=configs/v4_server.py --config.mode=predict \
-      --config.predict.input=PATH --config.predict.model_dir=PATH
+No official weights ship in a PyPI package for this model: it trains from scratch unless
+--config.train.pretrained names PaddleOCR's weights (.pdparams or an inference directory).
 """
 import os
 import sys
@@ -20,7 +15,6 @@ import common  # noqa: E402
 
 
 def get_config():
-  # No official weights ship in a PyPI package for this model: from scratch (see above).
   c = common.base("PP-OCRv4_server_rec", optim=dict(name="adam", lr=1e-3, weight_decay=3e-5),
                   train=dict(pretrained=""))
   c.lock()
