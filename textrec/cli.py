@@ -214,7 +214,6 @@ def quiet_logs(debug: bool) -> None:
   if debug:
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
   absl_logging.set_verbosity(absl_logging.WARNING)
   for handler in logging.root.handlers + [absl_logging.get_absl_handler()]:
     handler.addFilter(_DropNoise())

@@ -17,7 +17,8 @@ from ml_collections import config_flags
 
 from textrec import checks
 from textrec import cli
-from textrec.runtime import hugepages
+from textrec.errors import UsageError
+from textrec.runtime import compile_cache, hugepages
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -51,16 +52,15 @@ def main(argv) -> int:
 
 
 def run(config) -> int:
-  """Checks `config` (raising cli.UsageError), then runs its mode; returns the exit code."""
+  """Checks `config` (raising textrec.errors.UsageError), then runs its mode; returns the exit code."""
   if config is None:
-    raise cli.UsageError("--config=configs/<model>.py is required")
+    raise UsageError("--config=configs/<model>.py is required")
   if config.mode not in MODES:
-    raise cli.UsageError(f"--config.mode={config.mode}: unknown mode; one of "
+    raise UsageError(f"--config.mode={config.mode}: unknown mode; one of "
                          f"{', '.join(MODES)}")
   checks.check_config(config)
   if config.mode in ("train", "evaluate"):  # predict enables it itself
-    # JAX loads here, not at the top: the CLI re-executes itself before (runtime.hugepages)
-    importlib.import_module("textrec.runtime.compile_cache").enable()
+    compile_cache.enable()  # on disk: a second run skips most compiles
   target = MODES[config.mode]
   if "ocr" in config and config.mode in OCR_MODES:  # configs/ocr.py: whole images
     target = OCR_MODES[config.mode]
