@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from textrec.charset import Charset
+from textrec.errors import UsageError, WeightsError
 from textrec.formats import model_dir as model_dirs
 from textrec.formats import official_files
 from textrec.inference import inputs as inputs_lib
@@ -66,7 +67,7 @@ class TextRecognizer:
                batch_size: int = 8, source: str = "", rotate_tall: float = 0.0,
                pad_batch: bool = True):
     if not rotate_tall >= 0:
-      raise ValueError(f"rotate_tall must be >= 0 (0 = off); got {rotate_tall}")
+      raise UsageError(f"rotate_tall must be >= 0 (0 = off); got {rotate_tall}")
     self.model_name = model_name
     self.probs_fn = probs_fn
     self.charset = charset
@@ -83,7 +84,7 @@ class TextRecognizer:
     -> probabilities np f32[B, T, C] (T = W / 8)."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 4 or x.shape[1] != 3:
-      raise ValueError(f"forward takes NCHW f32[B, 3, {preprocess.HEIGHT}, W]; got {x.shape}")
+      raise UsageError(f"forward takes NCHW f32[B, 3, {preprocess.HEIGHT}, W]; got {x.shape}")
     return self.probs_fn(x.transpose(0, 2, 3, 1))
 
   def recognize(self, images: Sequence[np.ndarray],
@@ -167,9 +168,9 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
     forward_nchw, cs, meta = onnx_backend.load_inference_dir(path,
                                                              session_config=session_config)
     if meta["model_name"] != name:
-      raise ValueError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
+      raise WeightsError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
     if meta["pad_widths"] and tuple(meta["pad_widths"]) != preprocess.BUCKETS:
-      raise ValueError(f"{path}: pad_widths {list(meta['pad_widths'])} differ from this "
+      raise WeightsError(f"{path}: pad_widths {list(meta['pad_widths'])} differ from this "
                        f"version's {list(preprocess.BUCKETS)}; re-export the model")
     return (lambda x: np.asarray(forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))),
             cs, f"exported:{path}")

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import pyclipper
 
+from textrec.errors import UsageError
+
 LIMIT_TYPES = ("max", "min", "resize_long")
 SCORE_MODES = ("fast", "slow")
 MIN_SIZE = 3  # DBPostProcess.min_size: shorter sides are dropped (before and after unclip)
@@ -33,13 +35,13 @@ class DBParams:
 
   def __post_init__(self):
     if self.score_mode not in SCORE_MODES:
-      raise ValueError(f"score_mode must be one of {SCORE_MODES}; got {self.score_mode!r}")
+      raise UsageError(f"score_mode must be one of {SCORE_MODES}; got {self.score_mode!r}")
     for name in ("thresh", "box_thresh"):
       v = getattr(self, name)
       if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]; got {v}")
+        raise UsageError(f"{name} must be in [0, 1]; got {v}")
     if not self.unclip_ratio > 0:
-      raise ValueError(f"unclip_ratio must be > 0; got {self.unclip_ratio}")
+      raise UsageError(f"unclip_ratio must be > 0; got {self.unclip_ratio}")
 
 
 def det_size(h: int, w: int, limit_side_len: int = 960, limit_type: str = "max"
@@ -57,7 +59,7 @@ def det_size(h: int, w: int, limit_side_len: int = 960, limit_type: str = "max"
   elif limit_type == "resize_long":
     ratio = limit_side_len / max(h, w)
   else:
-    raise ValueError(f"limit_type must be one of {LIMIT_TYPES}; got {limit_type!r}")
+    raise UsageError(f"limit_type must be one of {LIMIT_TYPES}; got {limit_type!r}")
   rh, rw = int(h * ratio), int(w * ratio)
   return max(int(round(rh / 32) * 32), 32), max(int(round(rw / 32) * 32), 32)
 

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from textrec.errors import UnknownNameError
+from textrec.errors import UnknownNameError, UsageError
 from textrec.inference import inputs as inputs_lib
 from textrec.inference import predictor
 from textrec.pipelines import crops as crops_lib
@@ -65,7 +65,7 @@ class OCRPipeline:
     self.db_extra = dict(db_extra or {})
     self.params.det_params(self.db_extra)  # checks the defaults now, not at the first image
     if params.use_textline_orientation and orientation is None:
-      raise ValueError("use_textline_orientation=True needs an orientation model")
+      raise UsageError("use_textline_orientation=True needs an orientation model")
 
   def __repr__(self) -> str:
     return (f"OCRPipeline(det={self.detector!r}, cls={self.orientation!r}, "
@@ -78,7 +78,7 @@ class OCRPipeline:
                       f"{[f.name for f in dataclasses.fields(OCRParams)]}")
     p = dataclasses.replace(self.params, **{k: v for k, v in overrides.items() if v is not None})
     if p.use_textline_orientation and self.orientation is None:
-      raise ValueError("use_textline_orientation=True: this pipeline was created without an "
+      raise UsageError("use_textline_orientation=True: this pipeline was created without an "
                        "orientation model (create_pipeline(..., use_textline_orientation=True))")
     return p
 

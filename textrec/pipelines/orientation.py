@@ -12,6 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from textrec.errors import UsageError
 from textrec.inference.predictor import batch_sizes
 from textrec.pipelines import forward
 
@@ -36,7 +37,7 @@ class TextlineOrientation:
   def __init__(self, model_name: str, forward, source: str = "", batch_size: int = 6,
                thresh: float = 0.9):
     if not 0.0 <= thresh <= 1.0:
-      raise ValueError(f"textline orientation thresh must be in [0, 1]; got {thresh}")
+      raise UsageError(f"textline orientation thresh must be in [0, 1]; got {thresh}")
     self.model_name = model_name
     self.forward = forward  # x f32[B, 48, 192, 3] -> probabilities [B, 2] (forward.py)
     self.source = source

@@ -15,8 +15,9 @@ import os
 
 import numpy as np
 
-from textrec.pipelines import forward
+from textrec.errors import UsageError
 from textrec.pipelines import det_postprocess as dbp
+from textrec.pipelines import forward
 
 # PaddleOCR's det NormalizeImage: ImageNet statistics, applied to the channels as read (BGR).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -34,9 +35,9 @@ class DetParams:
 
   def __post_init__(self):
     if self.limit_type not in dbp.LIMIT_TYPES:
-      raise ValueError(f"limit_type must be one of {dbp.LIMIT_TYPES}; got {self.limit_type!r}")
+      raise UsageError(f"limit_type must be one of {dbp.LIMIT_TYPES}; got {self.limit_type!r}")
     if int(self.limit_side_len) < 32:
-      raise ValueError(f"limit_side_len must be >= 32; got {self.limit_side_len}")
+      raise UsageError(f"limit_side_len must be >= 32; got {self.limit_side_len}")
 
 
 class TextDetector:
@@ -50,7 +51,7 @@ class TextDetector:
   def __init__(self, model_name: str, forward, source: str = "", mean=IMAGENET_MEAN,
                std=IMAGENET_STD, pad_to: int = 32):
     if pad_to < 32 or pad_to % 32:
-      raise ValueError(f"pad_to must be a multiple of 32; got {pad_to}")
+      raise UsageError(f"pad_to must be a multiple of 32; got {pad_to}")
     self.model_name = model_name
     self.forward = forward
     self.source = source

@@ -23,6 +23,7 @@ import numpy as np
 from textrec.charset import Charset
 from textrec.data import demo, pipeline
 from textrec.data import source as source_lib
+from textrec.errors import InputError
 from textrec.inference import jax_backend, predictor
 from textrec.models import registry, zoo
 from textrec.training import metrics as metrics_lib
@@ -35,7 +36,7 @@ def read_split(dataset_dir: str, split: str):
   src, problems = source_lib.open_split(dataset_dir, split)
   if problems:
     more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-    raise ValueError("bad label file:\n  " + "\n  ".join(problems[:10]) + more)
+    raise InputError("bad label file:\n  " + "\n  ".join(problems[:10]) + more)
   return src
 
 

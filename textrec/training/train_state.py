@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from textrec import charset as charset_lib
+from textrec.errors import UsageError
 from textrec.models import recognizer, registry
 from textrec.weights import loader, official
 
@@ -143,7 +144,7 @@ def drops_nrtr(train_cfg, fresh_nrtr: bool) -> bool:
   `train_cfg.untrained_nrtr` is "drop"."""
   mode = train_cfg.get("untrained_nrtr", "drop")
   if mode not in ("drop", "train"):
-    raise ValueError(f"config.train.untrained_nrtr: {mode!r} is not one of drop | train")
+    raise UsageError(f"config.train.untrained_nrtr: {mode!r} is not one of drop | train")
   return fresh_nrtr and mode == "drop" and bool(train_cfg.nrtr_weight)
 
 
