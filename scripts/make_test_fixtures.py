@@ -24,8 +24,18 @@ computed from it are dropped. What is kept are synthetic weights, PaddleOCR's ou
 synthetic inputs, and per-channel BatchNorm statistics (aggregates over the fixture batch, from
 which no image can be recovered).
 
-One line per model in MODELS, PDPARAMS and INFER_DIRS adds a model (e.g. the PP-OCRv5/v6 ones
+One line per model in MODELS, PDPARAMS and INFER_DIRS adds a model (e.g. the PP-OCRv6 ones
 in ../shared/fixtures) once a test reads it.
+
+Size: the PP-OCRv5 heads have 18385 classes, so each probabilities array [2, 40, 18385] is
+5.9 MB in float32 and barely compresses. HALF lists the arrays stored as float16 instead
+(half the bytes; the tests cast back to float32): float16 rounds values of 6.1e-5 and more
+to within 4.9e-4 relative, smaller ones (subnormal) to within 3e-8 absolute, both well inside
+the probabilities' parity tolerance (atol 1e-5, rtol 1e-3; PaddleOCR's own float32-vs-float64
+error on them is 4.4e-7 absolute). Features, BN statistics and fused tensors stay float32.
+ROW0 lists arrays kept for the first synthetic row only: PP-OCRv5_mobile_rec's deploy-form
+probabilities (its deploy-form backbone features keep both rows, and the deploy form's head
+is the training form's), which keeps the two PP-OCRv5 models under 8 MB together.
 
   PYTHONPATH=$PWD python scripts/make_test_fixtures.py [--shared ../shared] [--out tests/fixtures]
 """
@@ -55,11 +65,21 @@ MODELS = {
     "ch_SVTRv2_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat"),
     "ch_RepSVTR_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat",
                        "backbone_feat_fused_form"),
+    "PP-OCRv5_mobile_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat",
+                            "probs_deploy_form", "backbone_feat_deploy_form", "deploy_reparam/"),
+    "PP-OCRv5_server_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat"),
 }
+# model -> io keys stored as float16 (see "Size" above)
+HALF = {
+    "PP-OCRv5_mobile_rec": ("probs_train_form", "probs_deploy_form"),
+    "PP-OCRv5_server_rec": ("probs_train_form",),
+}
+# model -> io keys kept for row 0 only (see "Size" above)
+ROW0 = {"PP-OCRv5_mobile_rec": ("probs_deploy_form",)}
 # Manifest fields the tests read, besides the replay's.
 TOP_KEYS = ("model", "seed", "n_params_total", "n_params_excl_nrtr")
 INFO_KEYS = ("n_deploy_params_excl_nrtr", "n_fused_params_excl_nrtr",
-             "pdparams_excluded_prefixes", "pdparams_n_params")
+             "pdparams_excluded_prefixes", "pdparams_n_params", "unused_in_eval_forward")
 NAME_LISTS = ("deploy_params", "fused_params_not_paddleocr_export")
 # genuine paddle.save files of paddle_ref -> the model whose replay holds their values
 PDPARAMS = {
@@ -103,7 +123,8 @@ def trim_manifest(m: dict, source: str) -> dict:
   return out
 
 
-def trim_io(io, keep: tuple[str, ...]) -> dict[str, np.ndarray]:
+def trim_io(io, keep: tuple[str, ...], half: tuple[str, ...] = (),
+            row0: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
   x = paddle_ref.synthetic_x()
   assert np.array_equal(io["x"][:len(x)], x), "x[0:2] is no longer rng(7)'s draw"
   out = {}
@@ -111,7 +132,9 @@ def trim_io(io, keep: tuple[str, ...]) -> dict[str, np.ndarray]:
     if k.startswith(GROUPS) and (k.startswith("bn_calib/") or k.split("/")[0] + "/" in keep):
       out[k] = io[k]
     elif k in keep:
-      out[k] = io[k][:len(x)]  # batch-first: the synthetic rows
+      out[k] = io[k][:1 if k in row0 else len(x)]  # batch-first: the synthetic rows
+      if k in half:
+        out[k] = out[k].astype(np.float16)
   return out
 
 
@@ -124,7 +147,9 @@ def write_models(shared: pathlib.Path, out: pathlib.Path) -> dict[str, tuple[dic
     m = json.loads((src / f"manifest_{model}.json").read_text())
     _json(trim_manifest(m, f"../shared/fixtures/paddle_ref/manifest_{model}.json, trimmed by "
                            "scripts/make_test_fixtures.py"), dst / f"manifest_{model}.json")
-    np.savez_compressed(dst / f"io_{model}.npz", **trim_io(np.load(src / f"io_{model}.npz"), keep))
+    np.savez_compressed(dst / f"io_{model}.npz",
+                        **trim_io(np.load(src / f"io_{model}.npz"), keep, HALF.get(model, ()),
+                                  ROW0.get(model, ())))
     state, io = paddle_ref.replay(dst, model)
     for e in m["params"]:
       v = state[e["name"]]

@@ -1,5 +1,5 @@
 """Recognizer = backbone + MultiHead (PaddleOCR's BaseModel without transform/neck), and the
-registered PP-OCRv4_mobile_rec.
+registered PP-OCRv4_mobile_rec and PP-OCRv5_mobile_rec.
 
 Plugging in another backbone (e.g. PPHGNet_small, SVTRv2, RepSVTR):
   * write a flax module with `__call__(x [B, H, W, 3], train: bool) -> [B, 1, T, C]` (NHWC,
@@ -117,6 +117,16 @@ def pp_ocrv4_mobile_rec(num_classes: int = 6625, deploy: bool = False, dtype: An
                 num_decoder_layers=4, max_text_length=25)
   return build_recognizer(pplcnetv3.PPLCNetV3, dict(scale=scale), V4_NECK, num_classes, nrtr,
                           deploy=deploy, dtype=dtype)
+
+
+@register_model("PP-OCRv5_mobile_rec")
+def pp_ocrv5_mobile_rec(num_classes: int = 18385, deploy: bool = False, dtype: Any = jnp.float32,
+                        nrtr_out_channels: int | None = None, with_nrtr: bool = True,
+                        scale: float = 0.95) -> Recognizer:
+  """PP-OCRv4_mobile_rec's network with the PP-OCRv5 dictionary's 18385 CTC classes (PaddleOCR's
+  configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml differs from v4's only in the head widths);
+  NRTR out 18388 by default."""
+  return pp_ocrv4_mobile_rec(num_classes, deploy, dtype, nrtr_out_channels, with_nrtr, scale)
 
 
 def init_variables(model: Recognizer, rng: jax.Array, height: int = 48, width: int = 320,

@@ -21,6 +21,8 @@ KINDS = ("rec", "det", "cls")
 BUILTIN: Dict[str, Dict[str, str]] = {
     "rec": {"PP-OCRv4_mobile_rec": "textrec.models.recognizer",
             "PP-OCRv4_server_rec": "textrec.models.zoo",
+            "PP-OCRv5_mobile_rec": "textrec.models.recognizer",
+            "PP-OCRv5_server_rec": "textrec.models.zoo",
             "ch_SVTRv2_rec": "textrec.models.zoo",
             "ch_RepSVTR_rec": "textrec.models.zoo",
             "tiny_rec": "textrec.models.tiny"},

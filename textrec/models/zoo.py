@@ -1,10 +1,11 @@
-"""PP-OCRv4_server_rec, ch_SVTRv2_rec and ch_RepSVTR_rec (PaddleOCR's configs
-`PP-OCRv4/PP-OCRv4_server_rec.yml`, `SVTRv2/ch_SVTRv2_rec.yml`, `SVTRv2/ch_RepSVTR_rec.yml`).
+"""PP-OCRv4_server_rec, PP-OCRv5_server_rec, ch_SVTRv2_rec and ch_RepSVTR_rec (PaddleOCR's
+configs `PP-OCRv4/PP-OCRv4_server_rec.yml`, `PP-OCRv5/PP-OCRv5_server_rec.yml`,
+`SVTRv2/ch_SVTRv2_rec.yml`, `SVTRv2/ch_RepSVTR_rec.yml`).
 
 Each constructor takes (num_classes, deploy, dtype, nrtr_out_channels, with_nrtr) like
 PP-OCRv4_mobile_rec's. `nrtr_out_channels` defaults to num_classes + 3 (PaddleOCR's
 NRTRLabelDecode count, 6628 for the Chinese dictionary).
-Deploy form: PPHGNet_small and SVTRv2 have nothing to re-parameterise (deploy = training
+Deploy form: PPHGNet_small, PPHGNetV2_B4 and SVTRv2 have nothing to re-parameterise (deploy = training
 form); RepSVTR's fused form is `deploy=True`, with variables from `repsvtr.fuse_variables`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from textrec.models import pphgnet, reparam, repsvtr, svtrv2
+from textrec.models import pphgnet, pphgnetv2, reparam, repsvtr, svtrv2
 from textrec.models.recognizer import Recognizer, build_recognizer
 from textrec.models.registry import register_model
 
@@ -39,6 +40,18 @@ def pp_ocrv4_server_rec(num_classes: int = 6625, deploy: bool = False, dtype: An
   """PPHGNet_small + SVTR neck (120) + CTC; NRTR (384, 4 decoder layers) in training."""
   del deploy  # nothing to fuse
   return build_recognizer(pphgnet.PPHGNet, None, SERVER_NECK, num_classes,
+                          _nrtr(with_nrtr, num_classes, nrtr_out_channels, 4),
+                          dtype=_dtype(dtype))
+
+
+@register_model("PP-OCRv5_server_rec")
+def pp_ocrv5_server_rec(num_classes: int = 18385, deploy: bool = False, dtype: Any = jnp.float32,
+                        nrtr_out_channels: int | None = None, with_nrtr: bool = True
+                        ) -> Recognizer:
+  """PPHGNetV2_B4 (text_rec) + SVTR neck (120, from 2048 channels) + CTC; NRTR (384, 4 decoder
+  layers) in training."""
+  del deploy  # nothing to fuse
+  return build_recognizer(pphgnetv2.PPHGNetV2, None, SERVER_NECK, num_classes,
                           _nrtr(with_nrtr, num_classes, nrtr_out_channels, 4),
                           dtype=_dtype(dtype))
 
