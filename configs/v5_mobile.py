@@ -5,10 +5,10 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml: Ad
 (beta1 0.9, beta2 0.999) with L2 3e-5, cosine schedule, lr 5e-4 (multi-GPU batches of 128;
 PaddleOCR warms up for 5 of 75 epochs), RecConAug as configured here by default.
 
-No official weights ship in a PyPI package for this model: it trains from scratch unless
---config.train.pretrained names PaddleOCR's weights (.pdparams or an inference directory).
-The head's width follows the dictionary: PaddleOCR's weights need its ppocrv5_dict.txt
-(18383 characters, + space + blank) as --config.data.dict_path.
+textrec does not import official v5 weights yet: it trains from scratch unless
+--config.train.pretrained names PaddleOCR's weights (a .pdparams, or a PaddleX inference
+directory, whose inference.yml carries the dictionary). A .pdparams needs PaddleOCR's
+ppocrv5_dict.txt (18383 characters, + space + blank) as --config.data.dict_path.
 """
 import os
 import sys

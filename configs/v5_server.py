@@ -5,9 +5,9 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv5/PP-OCRv5_server_rec.yml: Ad
 (beta1 0.9, beta2 0.999) with L2 3e-5, cosine schedule, lr 5e-4 (multi-GPU batches of 64;
 PaddleOCR warms up for 1 of 75 epochs); no RecConAug (the yml has only RecAug).
 
-No official weights ship in a PyPI package for this model: it trains from scratch unless
---config.train.pretrained names PaddleOCR's weights (.pdparams or an inference directory;
-the backbone's unused ImageNet classifier in a .pdparams is skipped on load).
+textrec does not import official v5 weights yet: it trains from scratch unless
+--config.train.pretrained names PaddleOCR's weights (a .pdparams; the backbone's unused
+ImageNet classifier in it is skipped on load).
 The head's width follows the dictionary: PaddleOCR's weights need its ppocrv5_dict.txt
 (18383 characters, + space + blank) as --config.data.dict_path.
 """
