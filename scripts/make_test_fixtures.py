@@ -24,8 +24,7 @@ computed from it are dropped. What is kept are synthetic weights, PaddleOCR's ou
 synthetic inputs, and per-channel BatchNorm statistics (aggregates over the fixture batch, from
 which no image can be recovered).
 
-One line per model in MODELS, PDPARAMS and INFER_DIRS adds a model (e.g. the PP-OCRv6 ones
-in ../shared/fixtures) once a test reads it.
+One line per model in MODELS, PDPARAMS and INFER_DIRS adds a model once a test reads it.
 
 Size: the PP-OCRv5 heads have 18385 classes, so each probabilities array [2, 40, 18385] is
 5.9 MB in float32 and barely compresses. HALF lists the arrays stored as float16 instead
@@ -35,7 +34,13 @@ the probabilities' parity tolerance (atol 1e-5, rtol 1e-3; PaddleOCR's own float
 error on them is 4.4e-7 absolute). Features, BN statistics and fused tensors stay float32.
 ROW0 lists arrays kept for the first synthetic row only: PP-OCRv5_mobile_rec's deploy-form
 probabilities (its deploy-form backbone features keep both rows, and the deploy form's head
-is the training form's), which keeps the two PP-OCRv5 models under 8 MB together.
+is the training form's), which keeps the two PP-OCRv5 models under 8 MB together. The three
+PP-OCRv6 models (18710 / 6906 classes) keep row 0 of both probabilities (float16) and of their
+deploy-form features; their training-form features keep both rows. Of the probabilities only
+the first time steps are kept (STEPS: 16 of 40 for the training form, 8 for the deploy form;
+every step's features are checked in full), and of the fused deploy tensors those of at most
+2**15 values (REPARAM_MAX; the deploy-form features check the rest): together the three add
+under 5 MB.
 
   PYTHONPATH=$PWD python scripts/make_test_fixtures.py [--shared ../shared] [--out tests/fixtures]
 """
@@ -58,6 +63,8 @@ import paddle_ref  # noqa: E402  pylint: disable=g-import-not-at-top
 
 # model -> io keys kept (batch-first arrays: their synthetic rows only; a trailing "/" keeps a
 # whole group of weight-like tensors). bn_calib/* is always kept: the replay needs it.
+V6_KEYS = ("probs_train_form", "backbone_feat", "ctc_neck_feat", "probs_deploy_form",
+           "backbone_feat_deploy_form", "deploy_reparam/")
 MODELS = {
     "PP-OCRv4_mobile_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat",
                             "probs_deploy_form", "backbone_feat_deploy_form", "deploy_reparam/"),
@@ -68,14 +75,25 @@ MODELS = {
     "PP-OCRv5_mobile_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat",
                             "probs_deploy_form", "backbone_feat_deploy_form", "deploy_reparam/"),
     "PP-OCRv5_server_rec": ("probs_train_form", "backbone_feat", "ctc_neck_feat"),
+    "PP-OCRv6_small_rec": V6_KEYS,
+    "PP-OCRv6_tiny_rec": V6_KEYS + ("ctc_guide_feat", "ctc_guide_feat_deploy_form"),
+    "PP-OCRv6_medium_rec": V6_KEYS,
 }
+V6_MODELS = ("PP-OCRv6_small_rec", "PP-OCRv6_tiny_rec", "PP-OCRv6_medium_rec")
 # model -> io keys stored as float16 (see "Size" above)
 HALF = {
     "PP-OCRv5_mobile_rec": ("probs_train_form", "probs_deploy_form"),
     "PP-OCRv5_server_rec": ("probs_train_form",),
+    **{m: ("probs_train_form", "probs_deploy_form") for m in V6_MODELS},
 }
 # model -> io keys kept for row 0 only (see "Size" above)
-ROW0 = {"PP-OCRv5_mobile_rec": ("probs_deploy_form",)}
+ROW0 = {"PP-OCRv5_mobile_rec": ("probs_deploy_form",),
+        **{m: ("probs_train_form", "probs_deploy_form", "backbone_feat_deploy_form",
+               "ctc_guide_feat_deploy_form") for m in V6_MODELS}}
+# model -> {io key: time steps kept} (axis 1 of the probabilities [B, T, C]; see "Size")
+STEPS = {m: {"probs_train_form": 16, "probs_deploy_form": 8} for m in V6_MODELS}
+# model -> the largest fused tensor (elements) kept of deploy_reparam/* (see "Size")
+REPARAM_MAX = {m: 2**15 for m in V6_MODELS}
 # Manifest fields the tests read, besides the replay's.
 TOP_KEYS = ("model", "seed", "n_params_total", "n_params_excl_nrtr")
 INFO_KEYS = ("n_deploy_params_excl_nrtr", "n_fused_params_excl_nrtr",
@@ -124,15 +142,19 @@ def trim_manifest(m: dict, source: str) -> dict:
 
 
 def trim_io(io, keep: tuple[str, ...], half: tuple[str, ...] = (),
-            row0: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+            row0: tuple[str, ...] = (), steps: dict[str, int] | None = None,
+            reparam_max: int | None = None) -> dict[str, np.ndarray]:
   x = paddle_ref.synthetic_x()
   assert np.array_equal(io["x"][:len(x)], x), "x[0:2] is no longer rng(7)'s draw"
   out = {}
   for k in io.files:
     if k.startswith(GROUPS) and (k.startswith("bn_calib/") or k.split("/")[0] + "/" in keep):
-      out[k] = io[k]
+      if k.startswith("bn_calib/") or reparam_max is None or io[k].size <= reparam_max:
+        out[k] = io[k]
     elif k in keep:
       out[k] = io[k][:1 if k in row0 else len(x)]  # batch-first: the synthetic rows
+      if k in (steps or {}):
+        out[k] = out[k][:, :steps[k]]
       if k in half:
         out[k] = out[k].astype(np.float16)
   return out
@@ -149,7 +171,8 @@ def write_models(shared: pathlib.Path, out: pathlib.Path) -> dict[str, tuple[dic
                            "scripts/make_test_fixtures.py"), dst / f"manifest_{model}.json")
     np.savez_compressed(dst / f"io_{model}.npz",
                         **trim_io(np.load(src / f"io_{model}.npz"), keep, HALF.get(model, ()),
-                                  ROW0.get(model, ())))
+                                  ROW0.get(model, ()), STEPS.get(model),
+                                  REPARAM_MAX.get(model)))
     state, io = paddle_ref.replay(dst, model)
     for e in m["params"]:
       v = state[e["name"]]

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from textrec.models import layers
+from textrec.models import light_svtr
 from textrec.models import svtr_neck
 
 
@@ -31,24 +32,57 @@ def _uniform(limit: float):
 
 
 class CTCHead(nn.Module):
-  """x [B, T, C] -> logits [B, T, num_classes]."""
+  """x [B, T, C] -> logits [B, T, num_classes].
+
+  `use_guide` (PP-OCRv6 tiny): a guide layer on x before `fc1`: depthwise conv1d (kernel 5,
+  pad 2, no bias) `guide_layer_0` -> BatchNorm1D `guide_layer_1` -> Hardswish -> pointwise
+  conv1d (no bias) `guide_layer_3` -> BatchNorm1D `guide_layer_4` -> Hardswish. Its conv
+  weights are kept in Paddle's layout [out, in/groups, k] (param `weight`). With
+  `return_guide`, returns (logits, guide output [B, T, C] or None).
+  """
 
   num_classes: int
   mid_channels: int | None = None
+  use_guide: bool = False
+  guide_kernel: int = 5
   dtype: Any = None
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False, return_guide: bool = False):
+    guide = None
+    if self.use_guide:
+      c, g, t = x.shape[-1], self.guide_kernel, x.shape[1]
+      dt = self.dtype or x.dtype
+      w0 = _Conv1DWeight((c, 1, g), name="guide_layer_0")().astype(dt)
+      xp = jnp.pad(x.astype(dt), ((0, 0), (g // 2, g // 2), (0, 0)))
+      y = sum(xp[:, j:j + t] * w0[:, 0, j] for j in range(g))
+      y = layers.hardswish(layers.batch_norm("guide_layer_1", train, self.dtype)(y))
+      w3 = _Conv1DWeight((c, c, 1), name="guide_layer_3")().astype(dt)
+      y = jnp.einsum("btc,oc->bto", y, w3[:, :, 0])
+      x = guide = layers.hardswish(layers.batch_norm("guide_layer_4", train, self.dtype)(y))
     k = x.shape[-1]
     if self.mid_channels is None:
       lim = 1.0 / math.sqrt(k)
-      return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=_uniform(lim),
-                      bias_init=_uniform(lim), name="fc")(x)
-    lim1, lim2 = 1.0 / math.sqrt(k), 1.0 / math.sqrt(self.mid_channels)
-    x = nn.Dense(self.mid_channels, dtype=self.dtype, kernel_init=_uniform(lim1),
-                 bias_init=_uniform(lim1), name="fc1")(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=_uniform(lim2),
-                    bias_init=_uniform(lim2), name="fc2")(x)
+      logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=_uniform(lim),
+                        bias_init=_uniform(lim), name="fc")(x)
+    else:
+      lim1, lim2 = 1.0 / math.sqrt(k), 1.0 / math.sqrt(self.mid_channels)
+      x = nn.Dense(self.mid_channels, dtype=self.dtype, kernel_init=_uniform(lim1),
+                   bias_init=_uniform(lim1), name="fc1")(x)
+      logits = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=_uniform(lim2),
+                        bias_init=_uniform(lim2), name="fc2")(x)
+    return (logits, guide) if return_guide else logits
+
+
+class _Conv1DWeight(nn.Module):
+  """A bias-free conv1d weight in Paddle's layout [out, in/groups, k] (param `weight`)."""
+
+  shape: tuple[int, int, int]
+
+  @nn.compact
+  def __call__(self) -> jax.Array:
+    return self.param("weight", nn.initializers.he_normal(in_axis=(1, 2), out_axis=0),
+                      self.shape)
 
 
 def sinusoid_table(length: int, dim: int) -> np.ndarray:
@@ -221,7 +255,10 @@ class MultiHead(nn.Module):
   """Backbone features [B, 1, T, C] -> {"ctc_logits" [B, T, num_classes], "ctc_neck" [B, T, D]}
   plus "nrtr_logits" [B, L-1, nrtr_out + 1] when training with `nrtr_targets` i32[B, L].
 
-  neck: EncoderWithSVTR fields (dims, depth, hidden_dims, kernel_size, use_guide, ...).
+  neck: the fields of the `neck_kind` encoder: "svtr" EncoderWithSVTR's (dims, depth,
+  hidden_dims, kernel_size, use_guide, ...), "lightsvtr" EncoderWithLightSVTR's
+  (textrec.models.light_svtr), "reshape" none (Im2Seq only, PP-OCRv6 tiny). `ctc_guide`: the
+  CTC head's guide layer (then also "ctc_guide_feat" [B, T, C]).
   nrtr: None (no GTC branch) or dict(out_channels=6628, nrtr_dim=384, num_decoder_layers=4,
   max_text_length=25, use_pos=False). Paddle's `use_pool` option is not supported (no
   PaddleOCR recognizer config we target sets it on the head).
@@ -231,15 +268,28 @@ class MultiHead(nn.Module):
   neck: Any = None
   ctc_mid_channels: int | None = None
   nrtr: Any = None
+  neck_kind: str = "svtr"
+  ctc_guide: bool = False
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, nrtr_targets: jax.Array | None = None
                ) -> dict[str, jax.Array]:
-    seq = svtr_neck.SequenceEncoder(self.neck, self.dtype, name="ctc_encoder")(x, train)
-    out = {"ctc_logits": CTCHead(self.num_classes, self.ctc_mid_channels, self.dtype,
-                                 name="ctc_head")(seq),
-           "ctc_neck": seq}
+    if self.neck_kind == "svtr":
+      seq = svtr_neck.SequenceEncoder(self.neck, self.dtype, name="ctc_encoder")(x, train)
+    elif self.neck_kind == "lightsvtr":
+      seq = light_svtr.LightSVTRSequenceEncoder(self.neck, self.dtype, name="ctc_encoder")(
+          x, train)
+    elif self.neck_kind == "reshape":
+      seq = svtr_neck.im2seq(x)
+    else:
+      raise ValueError(f"MultiHead: unknown neck_kind {self.neck_kind!r} "
+                       "(svtr | lightsvtr | reshape)")
+    logits, guide = CTCHead(self.num_classes, self.ctc_mid_channels, self.ctc_guide,
+                            dtype=self.dtype, name="ctc_head")(seq, train, return_guide=True)
+    out = {"ctc_logits": logits, "ctc_neck": seq}
+    if guide is not None:
+      out["ctc_guide_feat"] = guide
     if train and nrtr_targets is not None:
       if self.nrtr is None:
         raise ValueError("nrtr_targets given but this head has no NRTR branch (nrtr=None)")

@@ -14,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from textrec.models import pphgnet, pphgnetv2, reparam, repsvtr, svtrv2
+from textrec.models import pphgnet, pphgnetv2, pplcnetv4, reparam, repsvtr, svtrv2
 from textrec.models.recognizer import Recognizer, build_recognizer
 from textrec.models.registry import register_model
 
@@ -79,11 +79,13 @@ def ch_repsvtr_rec(num_classes: int = 6625, deploy: bool = False, dtype: Any = j
 def to_deploy(name: str, variables: dict) -> dict:
   """Training-form variables of any registered recognizer -> its deploy form's.
 
-  Fuses PPLCNetV3's LearnableRepLayers (reparam.deploy_variables) and RepSVTR's conv-BN /
-  RepVGG blocks; the identity where nothing re-parameterises. Idempotent: already-fused
+  Fuses PPLCNetV3's LearnableRepLayers (reparam.deploy_variables), RepSVTR's conv-BN /
+  RepVGG blocks and PPLCNetV4's ConvBNs / RepDWConvs (pplcnetv4.deploy_variables); the identity where nothing re-parameterises. Idempotent: already-fused
   variables come back unchanged, so callers may apply it whenever they need the deploy form.
   """
   variables = reparam.deploy_variables(variables)
   if name == "ch_RepSVTR_rec":
     variables = repsvtr.fuse_variables(variables, ("backbone",))
+  if name.startswith("PP-OCRv6_"):
+    variables = pplcnetv4.deploy_variables(variables)
   return variables

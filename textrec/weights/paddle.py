@@ -197,11 +197,12 @@ def model_template(state_dict: Mapping[str, np.ndarray], model_name: str,
                    num_classes: int | None = None, deploy: bool = False,
                    shapes_only: bool = True) -> Mapping:
   """Variables template of registered model `model_name` for this state_dict: num_classes
-  from `head.ctc_head.fc.bias` when None; the NRTR branch iff the file holds one."""
+  from `head.ctc_head.fc.bias` (or `fc2.bias`) when None; the NRTR branch iff the file holds one."""
   if num_classes is None:
-    bias = state_dict.get("head.ctc_head.fc.bias")
+    bias = state_dict.get("head.ctc_head.fc.bias", state_dict.get("head.ctc_head.fc2.bias"))
     if bias is None:
-      raise ValueError("num_classes not given and the state_dict has no head.ctc_head.fc.bias")
+      raise ValueError("num_classes not given and the state_dict has no head.ctc_head.fc.bias "
+                       "(or fc2.bias)")
     num_classes = int(bias.shape[0])
   ctor = registry.get_model(model_name)
   has_nrtr = any(k.startswith("head.gtc_head.") for k in state_dict)

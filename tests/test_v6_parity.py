@@ -1,0 +1,179 @@
+"""PP-OCRv6_small_rec, PP-OCRv6_tiny_rec and PP-OCRv6_medium_rec against PaddleOCR's own code.
+
+For each model the PaddleOCR-named weights (NRTR branch included) are replayed from
+tests/fixtures/paddle_ref (`manifest_<model>.json`, BN statistics calibrated as the fixtures'
+README says), loaded through the `.pdparams` name mapping (textrec.weights.paddle), and our
+eval forward on the synthetic batch x [2, 3, 48, 320] is compared with PaddleOCR's: backbone
+output, CTC-neck output, tiny's CTC guide-layer output and the CTC probabilities; then the
+same for the deploy form (PaddleOCR's `PPLCNetV4.rep()`, our `zoo.to_deploy`), whose fused
+tensors are compared one by one.
+
+What the repository stores (scripts/make_test_fixtures.py, "Size"): the training-form features
+of both rows; the probabilities of row 0, as float16, for the first 16 time steps (training
+form) and 8 (deploy form); the deploy-form features of row 0; the fused tensors of at most
+2**15 values. float16 rounds the probabilities to within 4.9e-4 relative (3e-8 absolute below
+6.1e-5), inside the tolerance used here (atol 1e-5, rtol 1e-3). Features: atol 1e-3
+(PaddleOCR's own float32-vs-float64 error on them is at most 4.3e-5, the fixtures' README).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from paddle_ref import manifest, replay
+from textrec.models import pplcnetv4, recognizer, registry, zoo
+from textrec.runtime import settings
+from textrec.weights import paddle as pw
+
+SMALL, TINY, MEDIUM = "PP-OCRv6_small_rec", "PP-OCRv6_tiny_rec", "PP-OCRv6_medium_rec"
+MODELS = (SMALL, TINY, MEDIUM)
+# model -> (CTC classes, backbone channels, neck width)
+SHAPES = {SMALL: (18710, 384, 120), TINY: (6906, 160, 160), MEDIUM: (18710, 768, 192)}
+PE = "head.gtc_head.positional_encoding.pe"  # constant buffer, not a variable here
+FEAT_TOL = 1e-3
+
+
+def _forward(model, variables, x) -> dict[str, np.ndarray]:
+  # Plain XLA convs, jitted: one compile of the whole graph (as tests/test_v5_parity.py).
+  with settings.conv_impl("xla"):
+    out = jax.jit(lambda v, x: model.apply(v, x, train=False, return_features=True))(
+        variables, x)
+  res = {"backbone": np.asarray(out["backbone_feat"]).transpose(0, 3, 1, 2),  # NCHW as Paddle
+         "neck": np.asarray(out["ctc_neck"]),
+         "probs": np.asarray(recognizer.probs(out))}
+  if "ctc_guide_feat" in out:
+    res["guide"] = np.asarray(out["ctc_guide_feat"]).transpose(0, 2, 1)  # [B, C, T] as Paddle
+  return res
+
+
+def _check_probs(name: str, ours: np.ndarray, ref16: np.ndarray) -> float:
+  """ours [B, 40, C] against the stored rows and time steps of the reference."""
+  ref = ref16.astype(np.float32)
+  b, t, c = ref.shape
+  assert c == SHAPES[name.split()[0]][0] and ours.shape[1:] == (40, c)
+  ours = ours[:b, :t]
+  dp = float(np.abs(ours - ref).max())
+  np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-3, err_msg=name)
+  assert dp <= 1e-4, dp
+  # Our best class is PaddleOCR's best, up to ties after the reference's float16 rounding.
+  picked = np.take_along_axis(ref, ours.argmax(-1)[..., None], -1)[..., 0]
+  np.testing.assert_allclose(picked, ref.max(-1), rtol=1e-3, atol=0, err_msg=name)
+  return dp
+
+
+def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
+  assert a.shape == b.shape, (a.shape, b.shape)
+  return float(np.abs(a - b).max())
+
+
+@pytest.fixture(scope="module")
+def loaded(paddle_ref_dir):
+  """name -> (state_dict, io, variables loaded through paddle_to_flax, LoadReport, outputs)."""
+  cache = {}
+
+  def get(name):
+    if name not in cache:
+      sd, io = replay(paddle_ref_dir, name)  # NRTR included: its names must map as well
+      variables, report = pw.paddle_to_flax(sd, model_name=name, strict=False)
+      model = registry.get_model(name)()  # the registered defaults
+      x = jnp.asarray(io["x"].transpose(0, 2, 3, 1))
+      cache[name] = (sd, io, variables, report, _forward(model, variables, x))
+    return cache[name]
+
+  return get
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_train_form_matches_paddleocr(loaded, name):
+  _, io, _, report, ours = loaded(name)
+  assert report.ok, report.describe()
+  _, channels, width = SHAPES[name]
+  assert io["backbone_feat"].shape == (2, channels, 1, 40)
+  assert io["ctc_neck_feat"].shape == (2, 40, width)
+  db = _maxdiff(ours["backbone"], io["backbone_feat"])
+  dn = _maxdiff(ours["neck"], io["ctc_neck_feat"])
+  msg = f"{name}: max|d| backbone {db:.2e} neck {dn:.2e}"
+  assert db < FEAT_TOL, db
+  assert dn < FEAT_TOL, dn
+  if name == TINY:
+    dg = _maxdiff(ours["guide"], io["ctc_guide_feat"])
+    msg += f" guide {dg:.2e}"
+    assert dg < FEAT_TOL, dg
+  else:
+    assert "guide" not in ours
+  dp = _check_probs(name, ours["probs"], io["probs_train_form"])
+  print(f"{msg} probs {dp:.2e}")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_names_and_param_counts_match_paddleocr(loaded, paddle_ref_dir, name):
+  """Every PaddleOCR tensor maps one to one (tiny's conv1d guide weights included)."""
+  sd, _, variables, report, _ = loaded(name)
+  m = manifest(paddle_ref_dir, name)
+  assert report.ignored == [PE]
+  assert set(pw.flax_to_paddle(variables, reference_names=sd)) == set(sd)
+  assert pw.param_count(variables) + sd[PE].size == m["n_params_total"]
+  assert pw.param_count(variables, exclude="gtc") == m["n_params_excl_nrtr"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_deploy_form_matches_paddleocr(loaded, paddle_ref_dir, name):
+  _, io, variables, _, _ = loaded(name)
+  m = manifest(paddle_ref_dir, name)
+  deploy_vars = zoo.to_deploy(name, variables)
+  want = [e["name"] for e in m["deploy_params"]]
+  state = pw.flax_to_paddle(deploy_vars, reference_names=want)
+  assert sorted(state) == sorted(want)
+  assert pw.param_count(deploy_vars, exclude="gtc") == m["info"]["n_deploy_params_excl_nrtr"]
+  fused = [k for k in io if k.startswith("deploy_reparam/")]
+  assert len(fused) >= 18
+  worst = 0.0
+  for k in fused:
+    got, ref = state[k.split("/", 1)[1]], io[k]
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5, err_msg=k)
+    worst = max(worst, _maxdiff(got, ref))
+  # Idempotent: fused variables come back unchanged.
+  again = zoo.to_deploy(name, deploy_vars)
+  assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, again, deploy_vars))
+  model = registry.get_model(name)(deploy=True)
+  ours = _forward(model, deploy_vars, jnp.asarray(io["x"].transpose(0, 2, 3, 1)))
+  ref_b = io["backbone_feat_deploy_form"]  # row 0
+  db = _maxdiff(ours["backbone"][:len(ref_b)], ref_b)
+  msg = f"{name} deploy: max|d| fused tensors {worst:.2e} backbone {db:.2e}"
+  assert db < FEAT_TOL, db
+  if name == TINY:
+    ref_g = io["ctc_guide_feat_deploy_form"]
+    dg = _maxdiff(ours["guide"][:len(ref_g)], ref_g)
+    msg += f" guide {dg:.2e}"
+    assert dg < FEAT_TOL, dg
+  dp = _check_probs(name + " deploy", ours["probs"], io["probs_deploy_form"])
+  print(f"{msg} probs {dp:.2e}")
+
+
+def test_deploy_form_fuses_the_whole_backbone(loaded):
+  """PPLCNetV4.rep(): no BatchNorm left in the small backbone; tiny keeps its simple stem's
+  two (as PaddleOCR's export, whose official ONNX graphs keep them too)."""
+  for name, kept in ((SMALL, []), (TINY, ["conv1_0", "conv1_2"])):
+    deploy_vars = pplcnetv4.deploy_variables(loaded(name)[2])
+    assert sorted(deploy_vars["batch_stats"].get("backbone", {})) == kept
+
+
+def test_medium_training_forward_shapes():
+  """Training mode of PP-OCRv6_medium_rec, traced only (nothing compiles): the backbone pools
+  to T = 40, NRTR (dim 512) predicts 18713 + 1 classes."""
+  model = registry.get_model(MEDIUM)()
+  shapes = recognizer.variable_shapes(model)
+  assert shapes["params"]["head"]["before_gtc_1"]["fc"]["kernel"].shape == (768, 512)
+  x = jax.ShapeDtypeStruct((1, 48, 256, 3), jnp.float32)
+  tgt = jax.ShapeDtypeStruct((1, 27), jnp.int32)
+  out, _ = jax.eval_shape(
+      lambda v, x, t: model.apply(v, x, train=True, nrtr_targets=t, return_features=True,
+                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}),
+      shapes, x, tgt)
+  assert out["backbone_feat"].shape == (1, 1, 40, 768)
+  assert out["ctc_logits"].shape == (1, 40, 18710)
+  assert out["nrtr_logits"].shape == (1, 26, 18713 + 1)
+  y = jax.eval_shape(lambda v, x: model.apply(v, x), shapes, x)
+  assert y["ctc_logits"].shape == (1, 32, 18710)  # eval: T = W/8
