@@ -85,7 +85,8 @@ class ConvBNAct(nn.Module):
 
 
 class Conv2DBN(nn.Module):
-  """PaddleOCR's Conv2D_BN: `conv` (no bias) + `bn`; deploy: `kernel` + `bias` in place."""
+  """PaddleOCR's Conv2D_BN: `conv` (no bias) + `bn`; deploy: `kernel` + `bias` in place.
+  `bn_scale_init`: the BN scale's initial value (0 for a residual block's `compress`)."""
 
   features: int
   kernel_size: int = 1
@@ -93,6 +94,7 @@ class Conv2DBN(nn.Module):
   groups: int = 1
   deploy: bool = False
   dtype: Any = None
+  bn_scale_init: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -106,7 +108,10 @@ class Conv2DBN(nn.Module):
       return y + bias.astype(dt)
     x = layers.Conv2D(self.features, k, self.strides, pad, self.groups, use_bias=False,
                       dtype=self.dtype, name="conv")(x)
-    return layers.batch_norm("bn", train, self.dtype)(x)
+    # layers.batch_norm's settings (Paddle's BatchNorm2D) with this scale init.
+    return nn.BatchNorm(use_running_average=not layers.bn_uses_batch_stats(train), momentum=0.9,
+                        epsilon=1e-5, dtype=self.dtype, use_fast_variance=False,
+                        scale_init=nn.initializers.constant(self.bn_scale_init), name="bn")(x)
 
 
 class RepDWConv(nn.Module):
@@ -163,13 +168,17 @@ class LCNetV4Block(nn.Module):
     same = self.strides == 1 and cin == self.features
     t = TokenMixer(self.strides, self.use_se, same, self.deploy, self.dtype,
                    name="token_mixer")(x, train)
-    # The channel mixer as a named scope holding `expand` and `compress`.
-    y = _ChannelMixer(self.features, self.deploy, self.dtype, name="channel_mixer")(t, train)
+    y = _ChannelMixer(self.features, same, self.deploy, self.dtype, name="channel_mixer")(
+        t, train)
     return t + y if same else y
 
 
 class _ChannelMixer(nn.Module):
+  """`expand` 1x1 ConvBN to 2C, GELU, `compress` 1x1 ConvBN (BN scale initialised to 0 in a
+  residual block, as PaddleOCR)."""
+
   features: int
+  residual: bool = False
   deploy: bool = False
   dtype: Any = None
 
@@ -178,8 +187,8 @@ class _ChannelMixer(nn.Module):
     y = Conv2DBN(2 * x.shape[-1], 1, deploy=self.deploy, dtype=self.dtype, name="expand")(
         x, train)
     y = layers.gelu(y)
-    return Conv2DBN(self.features, 1, deploy=self.deploy, dtype=self.dtype, name="compress")(
-        y, train)
+    return Conv2DBN(self.features, 1, deploy=self.deploy, dtype=self.dtype,
+                    bn_scale_init=0.0 if self.residual else 1.0, name="compress")(y, train)
 
 
 class StemBlock(nn.Module):
