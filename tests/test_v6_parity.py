@@ -137,6 +137,9 @@ def test_deploy_form_matches_paddleocr(loaded, paddle_ref_dir, name):
   # Idempotent: fused variables come back unchanged.
   again = zoo.to_deploy(name, deploy_vars)
   assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, again, deploy_vars))
+  # PaddleOCR's deploy-form names load into the deploy-form model, one to one.
+  _, back = pw.paddle_to_flax(state, model_name=name, deploy=True, strict=False)
+  assert back.ok, back.describe()
   model = registry.get_model(name)(deploy=True)
   ours = _forward(model, deploy_vars, jnp.asarray(io["x"].transpose(0, 2, 3, 1)))
   ref_b = io["backbone_feat_deploy_form"]  # row 0
@@ -177,3 +180,16 @@ def test_medium_training_forward_shapes():
   assert out["nrtr_logits"].shape == (1, 26, 18713 + 1)
   y = jax.eval_shape(lambda v, x: model.apply(v, x), shapes, x)
   assert y["ctc_logits"].shape == (1, 32, 18710)  # eval: T = W/8
+
+
+@pytest.mark.parametrize("name", [SMALL, TINY])
+def test_deploy_form_with_the_default_conv_impl(loaded, name):
+  """The deploy form as inference runs it on this backend (settings' "auto": on the CPU the
+  "fast" depthwise / 1x1 convs and per-image attention), against PaddleOCR's probabilities."""
+  _, io, variables, _, _ = loaded(name)
+  model = registry.get_model(name)(deploy=True)
+  out = jax.jit(lambda v, x: model.apply(v, x))(zoo.to_deploy(name, variables),
+                                               jnp.asarray(io["x"].transpose(0, 2, 3, 1)))
+  dp = _check_probs(name + " deploy", np.asarray(recognizer.probs(out)), io["probs_deploy_form"])
+  print(f"{name} deploy ({settings.current_conv_impl(jax.default_backend())}): "
+        f"max|d| probs {dp:.2e}")
