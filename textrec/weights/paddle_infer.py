@@ -32,9 +32,15 @@ from textrec.models import recognizer, registry
 from textrec.runtime import settings
 from textrec.weights import official, paddle_program, pdiparams
 
-# Paddle's first layer class in a PIR program -> the model it usually is (for messages only).
-_BACKBONES = {"PPLCNetV3": "PP-OCRv4_mobile_rec", "PPHGNet": "PP-OCRv4_server_rec",
+# Paddle's first layer class in a PIR program -> the models it usually is (for messages only).
+# PP-OCRv5_mobile_rec is PP-OCRv4_mobile_rec's network with a larger head; the server models
+# differ in their backbone (PPHGNet_small, PPHGNetV2_B4).
+_BACKBONES = {"PPLCNetV3": "PP-OCRv4_mobile_rec, PP-OCRv5_mobile_rec",
+              "PPHGNet": "PP-OCRv4_server_rec", "PPHGNetV2": "PP-OCRv5_server_rec",
               "SVTRv2": "ch_SVTRv2_rec", "RepViT": "ch_RepSVTR_rec"}
+# CTC head width -> the PaddleOCR dictionary of that size (blank + characters + space), named
+# when a directory without inference.yml falls back to ppocr_keys_v1 and does not fit it.
+_HEAD_DICTS = {18385: "PP-OCRv5's ppocrv5_dict.txt (18383 characters)"}
 _NAME = re.compile(r"^(?P<layer>.+)\.(?P<role>[wb])_(?P<i>\d+)$")
 
 Key = tuple[str, ...]
@@ -259,9 +265,11 @@ def dict_charset(dict_path: str | None, num_classes: int, where: str) -> charset
   cs = official.default_charset(dict_path)
   if cs.num_classes != num_classes:
     src = dict_path or "PaddleOCR's ppocr_keys_v1 dictionary (the default)"
+    hint = f", here likely {_HEAD_DICTS[num_classes]}" if num_classes in _HEAD_DICTS else ""
     raise WeightsError(f"{where}: the program's CTC head has {num_classes} classes but {src} "
                      f"gives {cs.num_classes} (blank + {len(cs.chars)} characters with the "
-                     "space); pass the model's dictionary (dict_path / config.data.dict_path)")
+                     f"space); pass the model's dictionary (dict_path / config.data.dict_path"
+                     f"{hint})")
   return cs
 
 
