@@ -6,8 +6,8 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv5/PP-OCRv5_server_rec.yml: Ad
 PaddleOCR warms up for 1 of 75 epochs); no RecConAug (the yml has only RecAug).
 
 textrec does not import official v5 weights yet: it trains from scratch unless
---config.train.pretrained names PaddleOCR's weights (a .pdparams; the backbone's unused
-ImageNet classifier in it is skipped on load).
+--config.train.pretrained names PaddleOCR's weights (a PaddleX inference directory, or a
+.pdparams whose unused ImageNet classifier is skipped on load).
 The head's width follows the dictionary: PaddleOCR's weights need its ppocrv5_dict.txt
 (18383 characters, + space + blank) as --config.data.dict_path.
 """
