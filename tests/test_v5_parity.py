@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paddle_ref import load_io, manifest, replay
+import parity
+from paddle_ref import load_io, manifest
 from textrec.models import recognizer, registry, zoo
 from textrec.runtime import settings
 from textrec.weights import paddle as pw
@@ -32,47 +33,13 @@ PE = "head.gtc_head.positional_encoding.pe"  # constant buffer, not a variable h
 UNUSED = ["backbone.last_conv.weight", "backbone.fc.weight", "backbone.fc.bias"]
 
 
-def _forward(model, variables, x) -> dict[str, np.ndarray]:
-  # Plain XLA convs, jitted: one compile of the whole graph (as tests/test_zoo_parity.py).
-  with settings.conv_impl("xla"):
-    out = jax.jit(lambda v, x: model.apply(v, x, train=False, return_features=True))(
-        variables, x)
-  return {"backbone": np.asarray(out["backbone_feat"]).transpose(0, 3, 1, 2),  # NCHW as Paddle
-          "neck": np.asarray(out["ctc_neck"]),
-          "probs": np.asarray(recognizer.probs(out))}
+@pytest.fixture(scope="module")
+def loaded(paddle_ref_dir):
+  return parity.replayed_models(paddle_ref_dir)
 
 
 def _nhwc(io) -> jax.Array:
   return jnp.asarray(io["x"].transpose(0, 2, 3, 1))
-
-
-def _check_probs(name: str, ours: np.ndarray, ref16: np.ndarray) -> float:
-  ref = ref16.astype(np.float32)
-  assert ours.shape == ref.shape and ref.shape[1:] == (40, NUM_CLASSES)
-  dp = float(np.abs(ours - ref).max())
-  print(f"{name}: max|d| probs {dp:.2e}")
-  np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-3, err_msg=name)
-  assert dp <= 1e-4, dp
-  # Our best class is PaddleOCR's best, up to ties after the reference's float16 rounding.
-  picked = np.take_along_axis(ref, ours.argmax(-1)[..., None], -1)[..., 0]
-  np.testing.assert_allclose(picked, ref.max(-1), rtol=1e-3, atol=0, err_msg=name)
-  return dp
-
-
-@pytest.fixture(scope="module")
-def loaded(paddle_ref_dir):
-  """name -> (state_dict, io, variables loaded through paddle_to_flax, LoadReport, outputs)."""
-  cache = {}
-
-  def get(name):
-    if name not in cache:
-      sd, io = replay(paddle_ref_dir, name)  # NRTR included: its names must map as well
-      variables, report = pw.paddle_to_flax(sd, model_name=name, strict=False)
-      model = registry.get_model(name)()  # the registered defaults: 18385 classes
-      cache[name] = (sd, io, variables, report, _forward(model, variables, _nhwc(io)))
-    return cache[name]
-
-  return get
 
 
 @pytest.mark.parametrize("name,feat_tol", [(MOBILE, 1e-3), (SERVER, 2e-3)])
@@ -87,7 +54,7 @@ def test_train_form_matches_paddleocr(loaded, name, feat_tol):
   print(f"{name}: max|d| backbone {db:.2e} neck {dn:.2e}")
   assert db < feat_tol, db
   assert dn < feat_tol, dn
-  _check_probs(name, ours["probs"], io["probs_train_form"])
+  parity.check_probs(name, ours["probs"], io["probs_train_form"], NUM_CLASSES)
 
 
 @pytest.mark.parametrize("name", [MOBILE, SERVER])
@@ -123,12 +90,12 @@ def test_mobile_deploy_form_matches_paddleocr(loaded, paddle_ref_dir):
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5, err_msg=k)
     worst = max(worst, float(np.abs(got - want).max()))
   model = registry.get_model(MOBILE)(deploy=True)
-  ours = _forward(model, deploy_vars, _nhwc(io))
+  ours = parity.forward(model, deploy_vars, _nhwc(io))
   db = float(np.abs(ours["backbone"] - io["backbone_feat_deploy_form"]).max())
   print(f"{MOBILE} deploy: max|d| fused tensors {worst:.2e} backbone {db:.2e}")
   assert db < 1e-3, db
   ref_p = io["probs_deploy_form"]  # row 0 only
-  _check_probs(MOBILE + " deploy", ours["probs"][:len(ref_p)], ref_p)
+  parity.check_probs(MOBILE + " deploy", ours["probs"], ref_p, NUM_CLASSES)
 
 
 def test_server_training_forward_shapes():

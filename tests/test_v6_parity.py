@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from paddle_ref import manifest, replay
+import parity
+from paddle_ref import manifest
 from textrec.models import pplcnetv4, recognizer, registry, zoo
 from textrec.runtime import settings
 from textrec.weights import paddle as pw
@@ -35,54 +36,9 @@ PE = "head.gtc_head.positional_encoding.pe"  # constant buffer, not a variable h
 FEAT_TOL = 1e-3
 
 
-def _forward(model, variables, x) -> dict[str, np.ndarray]:
-  # Plain XLA convs, jitted: one compile of the whole graph (as tests/test_v5_parity.py).
-  with settings.conv_impl("xla"):
-    out = jax.jit(lambda v, x: model.apply(v, x, train=False, return_features=True))(
-        variables, x)
-  res = {"backbone": np.asarray(out["backbone_feat"]).transpose(0, 3, 1, 2),  # NCHW as Paddle
-         "neck": np.asarray(out["ctc_neck"]),
-         "probs": np.asarray(recognizer.probs(out))}
-  if "ctc_guide_feat" in out:
-    res["guide"] = np.asarray(out["ctc_guide_feat"]).transpose(0, 2, 1)  # [B, C, T] as Paddle
-  return res
-
-
-def _check_probs(name: str, ours: np.ndarray, ref16: np.ndarray) -> float:
-  """ours [B, 40, C] against the stored rows and time steps of the reference."""
-  ref = ref16.astype(np.float32)
-  b, t, c = ref.shape
-  assert c == SHAPES[name.split()[0]][0] and ours.shape[1:] == (40, c)
-  ours = ours[:b, :t]
-  dp = float(np.abs(ours - ref).max())
-  np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-3, err_msg=name)
-  assert dp <= 1e-4, dp
-  # Our best class is PaddleOCR's best, up to ties after the reference's float16 rounding.
-  picked = np.take_along_axis(ref, ours.argmax(-1)[..., None], -1)[..., 0]
-  np.testing.assert_allclose(picked, ref.max(-1), rtol=1e-3, atol=0, err_msg=name)
-  return dp
-
-
-def _maxdiff(a: np.ndarray, b: np.ndarray) -> float:
-  assert a.shape == b.shape, (a.shape, b.shape)
-  return float(np.abs(a - b).max())
-
-
 @pytest.fixture(scope="module")
 def loaded(paddle_ref_dir):
-  """name -> (state_dict, io, variables loaded through paddle_to_flax, LoadReport, outputs)."""
-  cache = {}
-
-  def get(name):
-    if name not in cache:
-      sd, io = replay(paddle_ref_dir, name)  # NRTR included: its names must map as well
-      variables, report = pw.paddle_to_flax(sd, model_name=name, strict=False)
-      model = registry.get_model(name)()  # the registered defaults
-      x = jnp.asarray(io["x"].transpose(0, 2, 3, 1))
-      cache[name] = (sd, io, variables, report, _forward(model, variables, x))
-    return cache[name]
-
-  return get
+  return parity.replayed_models(paddle_ref_dir)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -92,18 +48,18 @@ def test_train_form_matches_paddleocr(loaded, name):
   _, channels, width = SHAPES[name]
   assert io["backbone_feat"].shape == (2, channels, 1, 40)
   assert io["ctc_neck_feat"].shape == (2, 40, width)
-  db = _maxdiff(ours["backbone"], io["backbone_feat"])
-  dn = _maxdiff(ours["neck"], io["ctc_neck_feat"])
+  db = parity.maxdiff(ours["backbone"], io["backbone_feat"])
+  dn = parity.maxdiff(ours["neck"], io["ctc_neck_feat"])
   msg = f"{name}: max|d| backbone {db:.2e} neck {dn:.2e}"
   assert db < FEAT_TOL, db
   assert dn < FEAT_TOL, dn
   if name == TINY:
-    dg = _maxdiff(ours["guide"], io["ctc_guide_feat"])
+    dg = parity.maxdiff(ours["guide"], io["ctc_guide_feat"])
     msg += f" guide {dg:.2e}"
     assert dg < FEAT_TOL, dg
   else:
     assert "guide" not in ours
-  dp = _check_probs(name, ours["probs"], io["probs_train_form"])
+  dp = parity.check_probs(name, ours["probs"], io["probs_train_form"], SHAPES[name][0])
   print(f"{msg} probs {dp:.2e}")
 
 
@@ -133,7 +89,7 @@ def test_deploy_form_matches_paddleocr(loaded, paddle_ref_dir, name):
   for k in fused:
     got, ref = state[k.split("/", 1)[1]], io[k]
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5, err_msg=k)
-    worst = max(worst, _maxdiff(got, ref))
+    worst = max(worst, parity.maxdiff(got, ref))
   # Idempotent: fused variables come back unchanged.
   again = zoo.to_deploy(name, deploy_vars)
   assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, again, deploy_vars))
@@ -141,17 +97,18 @@ def test_deploy_form_matches_paddleocr(loaded, paddle_ref_dir, name):
   _, back = pw.paddle_to_flax(state, model_name=name, deploy=True, strict=False)
   assert back.ok, back.describe()
   model = registry.get_model(name)(deploy=True)
-  ours = _forward(model, deploy_vars, jnp.asarray(io["x"].transpose(0, 2, 3, 1)))
+  ours = parity.forward(model, deploy_vars, jnp.asarray(io["x"].transpose(0, 2, 3, 1)))
   ref_b = io["backbone_feat_deploy_form"]  # row 0
-  db = _maxdiff(ours["backbone"][:len(ref_b)], ref_b)
+  db = parity.maxdiff(ours["backbone"][:len(ref_b)], ref_b)
   msg = f"{name} deploy: max|d| fused tensors {worst:.2e} backbone {db:.2e}"
   assert db < FEAT_TOL, db
   if name == TINY:
     ref_g = io["ctc_guide_feat_deploy_form"]
-    dg = _maxdiff(ours["guide"][:len(ref_g)], ref_g)
+    dg = parity.maxdiff(ours["guide"][:len(ref_g)], ref_g)
     msg += f" guide {dg:.2e}"
     assert dg < FEAT_TOL, dg
-  dp = _check_probs(name + " deploy", ours["probs"], io["probs_deploy_form"])
+  dp = parity.check_probs(name + " deploy", ours["probs"], io["probs_deploy_form"],
+                          SHAPES[name][0])
   print(f"{msg} probs {dp:.2e}")
 
 
@@ -190,6 +147,7 @@ def test_deploy_form_with_the_default_conv_impl(loaded, name):
   model = registry.get_model(name)(deploy=True)
   out = jax.jit(lambda v, x: model.apply(v, x))(zoo.to_deploy(name, variables),
                                                jnp.asarray(io["x"].transpose(0, 2, 3, 1)))
-  dp = _check_probs(name + " deploy", np.asarray(recognizer.probs(out)), io["probs_deploy_form"])
+  dp = parity.check_probs(name + " deploy", np.asarray(recognizer.probs(out)),
+                          io["probs_deploy_form"], SHAPES[name][0])
   print(f"{name} deploy ({settings.current_conv_impl(jax.default_backend())}): "
         f"max|d| probs {dp:.2e}")
