@@ -202,9 +202,10 @@ def test_the_registry_lists_every_builtin_model_where_it_is_defined():
 
   from textrec.models import registry
 
+  made = registry._MODELS  # pylint: disable=protected-access  (what the decorators registered)
   for kind, names in registry.BUILTIN.items():
     for name, module in names.items():
       importlib.import_module(module)
-      assert name in registry._MODELS[kind], f"{module} does not register {name}"  # pylint: disable=protected-access
-  registered = {n for reg in registry._MODELS.values() for n in reg}  # pylint: disable=protected-access
+      assert name in made[kind], f"{module} does not register {name}"
+  registered = {n for reg in made.values() for n in reg}
   assert registered == {n for names in registry.BUILTIN.values() for n in names}
