@@ -183,6 +183,19 @@ def ocr_section() -> mlc.ConfigDict:
   ))
 
 
+def ppocrv6(size: str, lr: float) -> mlc.ConfigDict:
+  """PP-OCRv6_<size>_rec with PaddleOCR's configs/rec/PP-OCRv6/PP-OCRv6_<size>_rec.yml recipe:
+  Adam (beta1 0.9, beta2 0.999) with L2 3e-5 (1e-5 on the CTC fc), cosine schedule at `lr`
+  (PaddleOCR: multi-GPU batches, warm-up 5 of 100 epochs), RecAug + RecConAug, multi-scale
+  heights 32/48/64. textrec imports no official v6 weights yet: it trains from scratch unless
+  --config.train.pretrained names PaddleOCR's weights (a .pdparams, with its dictionary as
+  --config.data.dict_path)."""
+  c = base(f"PP-OCRv6_{size}_rec", optim=dict(name="adam", lr=lr, weight_decay=3e-5),
+           train=dict(pretrained=""))
+  c.lock()
+  return c
+
+
 def base(model_name: str, **overrides: dict) -> mlc.ConfigDict:
   """The whole config of `model_name`; `overrides`: {section: {key: value}} a model file
   changes, e.g. `base("ch_SVTRv2_rec", optim=dict(name="adamw", lr=1e-3))`."""

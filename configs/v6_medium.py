@@ -1,13 +1,6 @@
-"""PP-OCRv6_medium_rec: PPLCNetV4 (medium, re-parameterisable) + LightSVTR neck (192, depth 2, MLP x4) + CTC head,
-18710 CTC classes (PP-OCRv6 dictionary, 18708 characters); NRTR guidance (512) in training. `--config.model.deploy=True` runs the fused form.
-
-Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv6/PP-OCRv6_medium_rec.yml: Adam (beta1 0.9,
-beta2 0.999) with L2 3e-5 (1e-5 on the CTC fc), cosine schedule, lr 5e-4 (multi-GPU batches;
-PaddleOCR warms up for 5 of 100 epochs), RecAug + RecConAug, multi-scale heights 32/48/64.
-
-textrec does not import official v6 weights yet: it trains from scratch unless
---config.train.pretrained names PaddleOCR's weights (a .pdparams, with its dictionary as
---config.data.dict_path).
+"""PP-OCRv6_medium_rec: PPLCNetV4 (medium, re-parameterisable) + LightSVTR neck (192, depth 2,
+MLP x4), 18710 CTC classes (PP-OCRv6 dictionary, 18708 characters); NRTR (512).
+Recipe: common.ppocrv6 (PaddleOCR's yml, lr 5e-4); --config.model.deploy=True: fused form.
 """
 import os
 import sys
@@ -17,7 +10,4 @@ import common  # noqa: E402
 
 
 def get_config():
-  c = common.base("PP-OCRv6_medium_rec", optim=dict(name="adam", lr=5e-4, weight_decay=3e-5),
-                  train=dict(pretrained=""))
-  c.lock()
-  return c
+  return common.ppocrv6("medium", lr=5e-4)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from paddle_ref import replay
-from textrec.models import recognizer, registry
+from textrec.models import recognizer, registry, zoo
 from textrec.runtime import settings
 from textrec.weights import paddle as pw
 
@@ -50,6 +50,27 @@ def check_probs(name: str, ours: np.ndarray, ref16: np.ndarray, num_classes: int
   picked = np.take_along_axis(ref, ours.argmax(-1)[..., None], -1)[..., 0]
   np.testing.assert_allclose(picked, ref.max(-1), rtol=1e-3, atol=0, err_msg=name)
   return dp
+
+
+def deploy_form(name: str, variables: dict, m: dict, io: dict, min_fused: int
+                ) -> tuple[dict, dict, float]:
+  """Our deploy form (zoo.to_deploy) of training-form `variables` against PaddleOCR's export:
+  the same tensor names and count as manifest `m` lists, and every stored fused tensor
+  (io["deploy_reparam/..."], at least `min_fused` of them) within 1e-5.
+  -> (deploy variables, their PaddleOCR-named state, worst |Δ| of the fused tensors)."""
+  deploy_vars = zoo.to_deploy(name, variables)
+  want = [e["name"] for e in m["deploy_params"]]
+  state = pw.flax_to_paddle(deploy_vars, reference_names=want)
+  assert sorted(state) == sorted(want)
+  assert pw.param_count(deploy_vars, exclude="gtc") == m["info"]["n_deploy_params_excl_nrtr"]
+  fused = [k for k in io if k.startswith("deploy_reparam/")]
+  assert len(fused) >= min_fused, len(fused)
+  worst = 0.0
+  for k in fused:
+    got, ref = state[k.split("/", 1)[1]], io[k]
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5, err_msg=k)
+    worst = max(worst, maxdiff(got, ref))
+  return deploy_vars, state, worst
 
 
 def replayed_models(paddle_ref_dir: pathlib.Path) -> Callable:

@@ -23,7 +23,7 @@ import pytest
 
 import parity
 from paddle_ref import load_io, manifest
-from textrec.models import recognizer, registry, zoo
+from textrec.models import recognizer, registry
 from textrec.runtime import settings
 from textrec.weights import paddle as pw
 
@@ -76,19 +76,8 @@ def test_names_and_param_counts_match_paddleocr(loaded, paddle_ref_dir, name):
 def test_mobile_deploy_form_matches_paddleocr(loaded, paddle_ref_dir):
   _, io, variables, _, _ = loaded(MOBILE)
   m = manifest(paddle_ref_dir, MOBILE)
-  deploy_vars = zoo.to_deploy(MOBILE, variables)
-  want = [e["name"] for e in m["deploy_params"]]
-  state = pw.flax_to_paddle(deploy_vars, reference_names=want)
-  assert sorted(state) == sorted(want)
-  assert pw.param_count(deploy_vars, exclude="gtc") == m["info"]["n_deploy_params_excl_nrtr"]
-  fused = [k for k in io if k.startswith("deploy_reparam/")]
-  assert len(fused) == 20
-  worst = 0.0
-  for k in fused:
-    want = io[k]
-    got = state[k.split("/", 1)[1]]
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5, err_msg=k)
-    worst = max(worst, float(np.abs(got - want).max()))
+  deploy_vars, _, worst = parity.deploy_form(MOBILE, variables, m, io, min_fused=20)
+  assert sum(k.startswith("deploy_reparam/") for k in io) == 20  # blocks2-4, as PaddleOCR
   model = registry.get_model(MOBILE)(deploy=True)
   ours = parity.forward(model, deploy_vars, _nhwc(io))
   db = float(np.abs(ours["backbone"] - io["backbone_feat_deploy_form"]).max())

@@ -78,18 +78,7 @@ def test_names_and_param_counts_match_paddleocr(loaded, paddle_ref_dir, name):
 def test_deploy_form_matches_paddleocr(loaded, paddle_ref_dir, name):
   _, io, variables, _, _ = loaded(name)
   m = manifest(paddle_ref_dir, name)
-  deploy_vars = zoo.to_deploy(name, variables)
-  want = [e["name"] for e in m["deploy_params"]]
-  state = pw.flax_to_paddle(deploy_vars, reference_names=want)
-  assert sorted(state) == sorted(want)
-  assert pw.param_count(deploy_vars, exclude="gtc") == m["info"]["n_deploy_params_excl_nrtr"]
-  fused = [k for k in io if k.startswith("deploy_reparam/")]
-  assert len(fused) >= 18
-  worst = 0.0
-  for k in fused:
-    got, ref = state[k.split("/", 1)[1]], io[k]
-    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5, err_msg=k)
-    worst = max(worst, parity.maxdiff(got, ref))
+  deploy_vars, state, worst = parity.deploy_form(name, variables, m, io, min_fused=18)
   # Idempotent: fused variables come back unchanged.
   again = zoo.to_deploy(name, deploy_vars)
   assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, again, deploy_vars))

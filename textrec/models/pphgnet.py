@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from textrec.models.layers import Conv2D, batch_norm
-from textrec.models.pplcnetv3 import adaptive_avg_pool, avg_pool
+from textrec.models.pplcnetv3 import rec_pool
 
 # in, mid, out channels, blocks, downsample, stride  (PaddleOCR's stage_config_rec)
 STAGES_SMALL_REC = (
@@ -113,9 +113,7 @@ class PPHGNet(nn.Module):
     for i, (_, mid, out, blocks, down, stride) in enumerate(self.stages):
       x = HGStage(mid, out, blocks, self.layer_num, down, stride, dtype=self.dtype,
                   name=f"stages_{i}")(x, train)
-    if train:
-      return adaptive_avg_pool(x, (1, 40))
-    return avg_pool(x, (3, 2))
+    return rec_pool(x, train)
 
   @property
   def out_channels(self) -> int:

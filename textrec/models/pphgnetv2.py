@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from textrec.models.pphgnet import ConvBNAct
-from textrec.models.pplcnetv3 import adaptive_avg_pool, avg_pool
+from textrec.models.pplcnetv3 import rec_pool
 
 # in, mid, out channels, blocks, light block, kernel, layers per block, downsample stride
 # (PaddleOCR's PPHGNetV2_B4 stage_config_rec; every stage downsamples).
@@ -162,9 +162,7 @@ class PPHGNetV2(nn.Module):
     for i, (_, mid_c, out_c, blocks, light, k, layers, stride) in enumerate(self.stages):
       x = HGV2Stage(mid_c, out_c, blocks, light, k, layers, stride, dtype=self.dtype,
                     name=f"stages_{i}")(x, train)
-    if train:
-      return adaptive_avg_pool(x, (1, 40))
-    return avg_pool(x, (3, 2))
+    return rec_pool(x, train)
 
   @property
   def out_channels(self) -> int:

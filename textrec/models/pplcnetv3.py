@@ -371,6 +371,13 @@ def avg_pool(x: jax.Array, window: tuple[int, int]) -> jax.Array:
   return x.reshape(b, ho, kh, wo, kw, c).mean(axis=(2, 4))
 
 
+def rec_pool(x: jax.Array, train: bool, train_hw: Sequence[int] = (1, 40),
+             eval_window: tuple[int, int] = (3, 2)) -> jax.Array:
+  """The last pooling of PaddleOCR's recognition backbones, x [B, H, W, C]: adaptive average
+  pooling to `train_hw` in training, `eval_window` average pooling at eval."""
+  return adaptive_avg_pool(x, train_hw) if train else avg_pool(x, eval_window)
+
+
 class PPLCNetV3(nn.Module):
   """`conv1` (ConvBN, stride 2) then `blocks2`..`blocks6`.
 
@@ -412,6 +419,4 @@ class PPLCNetV3(nn.Module):
     if self.det:
       return [layers.Conv2D(c, 1, dtype=self.dtype, name=f"layer_list_{i}")(o)
               for i, (c, o) in enumerate(zip(self.out_channels, outs))]
-    if train:
-      return adaptive_avg_pool(x, self.train_pool_hw)
-    return avg_pool(x, self.eval_pool)
+    return rec_pool(x, train, self.train_pool_hw, self.eval_pool)

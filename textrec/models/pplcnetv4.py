@@ -30,7 +30,7 @@ import numpy as np
 
 from textrec.models import layers, reparam
 from textrec.models.pphgnetv2 import max_pool_same, pad_same
-from textrec.models.pplcnetv3 import SELayer, adaptive_avg_pool, avg_pool
+from textrec.models.pplcnetv3 import SELayer, rec_pool
 
 Stride = int | tuple[int, int]
 H2 = (2, 1)
@@ -240,9 +240,7 @@ class PPLCNetV4(nn.Module):
     for stage, blocks in stages.items():
       for i, (_, out_c, s, se) in enumerate(blocks):
         x = LCNetV4Block(out_c, s, se, self.deploy, self.dtype, name=f"{stage}_{i}")(x, train)
-    if train:
-      return adaptive_avg_pool(x, self.train_pool_hw)
-    return avg_pool(x, self.eval_pool)
+    return rec_pool(x, train, self.train_pool_hw, self.eval_pool)
 
 
 # ----------------------------------------------------------------------------------------------
