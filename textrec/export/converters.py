@@ -34,6 +34,28 @@ _LAX_PLUGINS = ("jax2onnx.plugins.jax.lax.", "jax2onnx.plugins.jax.core.")
 
 
 @contextlib.contextmanager
+def _symbolic_dims_as_names() -> Iterator[None]:
+  """Within: onnx_ir takes JAX's symbolic dimensions (e.g. the batch "B") by name. jax2onnx
+  0.17's lax.pad lowering hands them to onnx_ir as they are, which rejects them, so models
+  that pad explicitly (PPHGNetV2's and PPLCNetV4's SAME padding) did not convert."""
+  from jax import export as jax_export  # pylint: disable=g-import-not-at-top
+  from onnx_ir import _core  # pylint: disable=g-import-not-at-top
+
+  saved = _core._maybe_convert_to_symbolic_dim  # pylint: disable=protected-access
+
+  def convert(dim):
+    if jax_export.is_symbolic_dim(dim):
+      return saved(str(dim))
+    return saved(dim)
+
+  _core._maybe_convert_to_symbolic_dim = convert  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    _core._maybe_convert_to_symbolic_dim = saved  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
 def _lax_level_plugins() -> Iterator[None]:
   """Within: jax2onnx traces with its jax/lax-level plugins (see the module docstring)."""
   from jax.extend import core as jex_core  # pylint: disable=g-import-not-at-top
@@ -120,7 +142,8 @@ def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  with quiet_serde(), _lax_level_plugins(), settings.conv_impl("xla"), settings.native_kernels_off():
+  with (quiet_serde(), _lax_level_plugins(), _symbolic_dims_as_names(), settings.conv_impl("xla"),
+        settings.native_kernels_off()):
     model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
                              model_name=name, input_names=[INPUT_NAME],
                              output_names=[OUTPUT_NAME])
