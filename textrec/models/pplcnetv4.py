@@ -1,4 +1,5 @@
-"""PPLCNetV4, the PP-OCRv6 recognizers' backbone (PaddleOCR `backbones/rec_lcnetv4.py`), NHWC.
+"""PPLCNetV4, the PP-OCRv6 backbone (PaddleOCR `backbones/rec_lcnetv4.py`), NHWC: recognition
+(`PPLCNetV4`) and detection (`PPLCNetV4Det`, the `det=True` variant) share its blocks.
 
 x [B, H, W, 3] -> [B, 1, T, C] with C = 160 (tiny) / 384 (small) / 768 (medium). The stem has
 stride 4; blocks4 and blocks5 each halve H (stride (2, 1)), so 48x320 -> 12x80 -> 6x80 -> 3x80,
@@ -18,6 +19,11 @@ Deploy form (`deploy=True`, PaddleOCR's `PPLCNetV4.rep()`): every ConvBN of the 
 becomes `conv` with a bias, `dw_conv` / `expand` / `compress` become a conv with bias
 (`kernel`, `bias` in place), `rep_dw` one `reparam_conv`; tiny's simple stem is kept.
 `deploy_variables` converts training-form variables (pure numpy).
+
+Detection (`PPLCNetV4Det`, NET_CONFIG_DET): x [B, H, W, 3] -> 4 maps [B, H/s, W/s, C_i],
+s = 4, 8, 16, 32: a StemBlock `stem` (stride 4; its ConvBNs fuse in the deploy form), then
+stages `blocks_s1` (stride 1) and `blocks_s2..s4` (each opening with a stride-2 `dw_conv`
+block), each stage's output one of the maps.
 """
 from __future__ import annotations
 
@@ -63,6 +69,31 @@ CONFIGS: dict[str, tuple[Any, dict[str, tuple]]] = {
     }),
 }
 BN_EPS = 1e-5
+
+# Detection: model size -> ((stem mid, stem out), stages of blocks (in, out, stride, se)).
+CONFIGS_DET: dict[str, tuple[tuple[int, int], dict[str, tuple]]] = {
+    "tiny": ((16, 32), {
+        "blocks_s1": ((32, 32, 1, True), (32, 32, 1, False)),
+        "blocks_s2": ((32, 48, 2, False), (48, 48, 1, True), (48, 48, 1, False)),
+        "blocks_s3": ((48, 64, 2, False), (64, 64, 1, True), (64, 64, 1, False),
+                      (64, 64, 1, True), (64, 64, 1, False)),
+        "blocks_s4": ((64, 160, 2, False), (160, 160, 1, True), (160, 160, 1, False)),
+    }),
+    "small": ((24, 48), {
+        "blocks_s1": ((48, 48, 1, True), (48, 48, 1, False)),
+        "blocks_s2": ((48, 96, 2, False), (96, 96, 1, True), (96, 96, 1, False)),
+        "blocks_s3": ((96, 192, 2, False), (192, 192, 1, True), (192, 192, 1, False),
+                      (192, 192, 1, True), (192, 192, 1, False)),
+        "blocks_s4": ((192, 384, 2, False), (384, 384, 1, True), (384, 384, 1, False)),
+    }),
+    "medium": ((64, 128), {
+        "blocks_s1": ((128, 128, 1, True), (128, 128, 1, False)),
+        "blocks_s2": ((128, 256, 2, False), (256, 256, 1, True), (256, 256, 1, False)),
+        "blocks_s3": ((256, 512, 2, False), (512, 512, 1, True), (512, 512, 1, False),
+                      (512, 512, 1, True), (512, 512, 1, False)),
+        "blocks_s4": ((512, 896, 2, False), (896, 896, 1, True), (896, 896, 1, False)),
+    }),
+}
 
 
 class ConvBNAct(nn.Module):
@@ -243,6 +274,33 @@ class PPLCNetV4(nn.Module):
     return rec_pool(x, train, self.train_pool_hw, self.eval_pool)
 
 
+class PPLCNetV4Det(nn.Module):
+  """[B, H, W, 3] (H, W multiples of 32) -> 4 maps [B, H/s, W/s, C_i], s = 4, 8, 16, 32.
+  Names: `stem` (StemBlock), `blocks_s<1..4>_<i>`."""
+
+  model_size: str = "small"
+  deploy: bool = False
+  dtype: Any = None
+
+  @property
+  def out_channels(self) -> tuple[int, ...]:
+    return tuple(blocks[-1][1] for blocks in CONFIGS_DET[self.model_size][1].values())
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> list[jax.Array]:
+    if self.model_size not in CONFIGS_DET:
+      raise ValueError(f"PPLCNetV4Det: unknown model_size {self.model_size!r}; "
+                       f"known: {sorted(CONFIGS_DET)}")
+    stem, stages = CONFIGS_DET[self.model_size]
+    x = StemBlock(*stem, self.deploy, self.dtype, name="stem")(x, train)
+    outs = []
+    for stage, blocks in stages.items():
+      for i, (_, out_c, s, se) in enumerate(blocks):
+        x = LCNetV4Block(out_c, s, se, self.deploy, self.dtype, name=f"{stage}_{i}")(x, train)
+      outs.append(x)
+    return outs
+
+
 # ----------------------------------------------------------------------------------------------
 # Training form -> deploy form (PPLCNetV4.rep()), numpy.
 
@@ -290,13 +348,15 @@ def _fuse_block(p: Mapping, s: Mapping, eps: float) -> dict:
 
 
 def is_fused(backbone_params: Mapping) -> bool:
-  return "bn" not in backbone_params["blocks2_0"]["channel_mixer"]["expand"]
+  first = min(k for k in backbone_params if k.startswith("blocks"))
+  return "bn" not in backbone_params[first]["channel_mixer"]["expand"]
 
 
 def deploy_variables(variables: Mapping, path: Sequence[str] = ("backbone",),
                      eps: float = BN_EPS) -> dict:
-  """Training-form variables of a model holding a PPLCNetV4 at `path` -> its deploy form's
-  (everything outside the backbone, and tiny's simple stem, copied). Idempotent."""
+  """Training-form variables of a model holding a PPLCNetV4 (or PPLCNetV4Det) at `path` ->
+  its deploy form's (everything outside the backbone, and tiny's simple stem, copied).
+  Idempotent."""
   out = {c: _copy(v) for c, v in variables.items()}
   p = variables["params"]
   for k in path:
@@ -309,7 +369,7 @@ def deploy_variables(variables: Mapping, path: Sequence[str] = ("backbone",),
   new_p, new_s = {}, {}
   for name, node in p.items():
     st = s.get(name, {})
-    if name == "conv1":
+    if name in ("conv1", "stem"):  # a StemBlock (rec small / medium, det)
       new_p[name] = {k: {"conv": _fold(v["conv"]["kernel"], v["bn"], st[k]["bn"], eps)}
                      for k, v in node.items()}
     elif name.startswith("blocks"):

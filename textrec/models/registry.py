@@ -29,7 +29,9 @@ BUILTIN: Dict[str, Dict[str, str]] = {
             "ch_SVTRv2_rec": "textrec.models.zoo",
             "ch_RepSVTR_rec": "textrec.models.zoo",
             "tiny_rec": "textrec.models.tiny"},
-    "det": {"PP-OCRv4_mobile_det": "textrec.models.detector"},
+    "det": {n: "textrec.models.detector" for n in (
+        "PP-OCRv4_mobile_det", "PP-OCRv5_mobile_det", "PP-OCRv6_small_det",
+        "PP-OCRv6_tiny_det")},
     "cls": {"ch_ppocr_mobile_v2.0_cls": "textrec.models.classifier"},
 }
 _MODELS: Dict[str, Dict[str, Callable]] = {k: {} for k in KINDS}

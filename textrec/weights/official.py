@@ -76,8 +76,10 @@ def import_official_aux(model_name: str) -> dict:
     raise UnknownNameError(f"{model_name!r} is not an official detector or classifier; available: "
                    f"{aux}")
   kind, shape = official_files.FILES[model_name].kind, official_files.FILES[model_name].template
-  read = onnx_import.import_det_onnx if kind == "det" else onnx_import.import_cls_onnx
-  state = read(official_onnx_path(model_name))
+  if kind == "det":
+    state = onnx_import.import_det_onnx(official_onnx_path(model_name), model_name)
+  else:
+    state = onnx_import.import_cls_onnx(official_onnx_path(model_name))
   model = registry.get_model(model_name, kind=kind)(deploy=True)
   template = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
   return paddle.paddle_to_flax(state, template)

@@ -18,12 +18,21 @@ The import has two steps:
   2. `_Namer`: replay PaddleOCR's module structure in execution order, taking events one by
      one and naming them as PaddleOCR's deploy `state_dict` does:
        * `import_onnx`: PPLCNetV3 rec backbone + SVTR neck + CTC head (PP-OCRv4 mobile rec);
-       * `import_det_onnx`: PPLCNetV3 det backbone + RSEFPN + DBHead (PP-OCRv4 mobile det);
+       * `import_det_onnx`: PPLCNetV3 det backbone + RSEFPN + DBHead (PP-OCRv4 / PP-OCRv5
+         mobile det), or PPLCNetV4 det + RepLKFPN + DBHead with folded BatchNorms (PP-OCRv6
+         small / tiny det);
        * `import_cls_onnx`: MobileNetV3 small + ClsHead (ch_ppocr_mobile_v2.0_cls).
      A graph of another shape fails with the offending node named.
 
 The NRTR head (`head.gtc_head.*`, `head.before_gtc.*`) and the DB threshold branch
 (`head.thresh.*`) are not in the inference exports (training only).
+
+Exports of Paddle 3 programs (the PP-OCRv5/v6 files) differ in three ways that step 1 reads
+through: Identity nodes between ops (an Identity is its input), conv biases as unnamed
+constants (`_v_680`, `p2o.pd_op.reshape.0.0` [1, C, 1, 1] added after the conv) and weights
+computed at export under generated names (`auto.cast.95`, the v6 head's folded transposed
+convs). So a Conv's or ConvTranspose's weight and bias are read whatever their names (a bias
+must have the conv's C values); other ops still need Paddle-named parameters.
 """
 from __future__ import annotations
 
@@ -93,12 +102,39 @@ def _attrs(node) -> dict[str, object]:
   return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _without_identities(graph) -> list:
+  """`graph`'s nodes without its Identity nodes, every input read through them (copies)."""
+  import onnx  # pylint: disable=g-import-not-at-top
+
+  alias: dict[str, str] = {}
+  nodes = []
+  for n in graph.node:
+    if n.op_type == "Identity":
+      alias[n.output[0]] = alias.get(n.input[0], n.input[0])
+      continue
+    if any(i in alias for i in n.input):
+      m = onnx.NodeProto()
+      m.CopyFrom(n)
+      m.input[:] = [alias.get(i, i) for i in n.input]
+      n = m
+    nodes.append(n)
+  return nodes
+
+
+def _conv_out_channels(n, weight: np.ndarray) -> int:
+  """Output channels of a Conv (OIHW weight) or ConvTranspose ([I, O/group, kh, kw])."""
+  if n.op_type == "ConvTranspose":
+    group = int(_attrs(n).get("group", 1))
+    return weight.shape[1] * group
+  return weight.shape[0]
+
+
 def _param_events(graph) -> list[_Event]:
   """Parameter-consuming ops of `graph` in execution order, as events (see module doc)."""
   consts = _constants(graph)
   names = {k for k in consts if _PARAM_NAME.match(k) or _LEGACY_PARAM_NAME.match(k)}
   nodes = []
-  for n in graph.node:
+  for n in _without_identities(graph):
     if n.op_type == "Constant":
       continue
     if n.op_type == "Reshape" and n.input[0] in names and n.input[1] in consts:
@@ -120,17 +156,28 @@ def _param_events(graph) -> list[_Event]:
   def param(name: str) -> np.ndarray:
     return np.array(consts[name], dtype=np.float32)  # a writable float32 copy
 
-  def added_param(n) -> str | None:
-    """The parameter that `n`'s only consumer, an Add, adds to its output (else None)."""
+  def is_float_const(name: str) -> bool:
+    return name in consts and np.issubdtype(consts[name].dtype, np.floating)
+
+  def added_param(n, channels: int | None = None) -> str | None:
+    """The parameter that `n`'s only consumer, an Add, adds to its output (else None); with
+    `channels` (a conv's), also an unnamed constant [1, channels, 1, 1]."""
     users = consumers.get(n.output[0], [])
     if len(users) != 1 or users[0].op_type != "Add":
       return None
     other = [i for i in users[0].input if i != n.output[0]]
-    return other[0] if len(other) == 1 and is_param(other[0]) else None
+    if len(other) != 1:
+      return None
+    if is_param(other[0]):
+      return other[0]
+    if (channels is not None and is_float_const(other[0])
+        and consts[other[0]].shape == (1, channels, 1, 1)):
+      return other[0]
+    return None
 
-  def bias_add(n, what: str) -> np.ndarray:
+  def bias_add(n, what: str, channels: int | None = None) -> np.ndarray:
     """The parameter added to `n`'s output by its only consumer, an Add."""
-    name = added_param(n)
+    name = added_param(n, channels)
     if name is None:
       raise OnnxImportError(f"{what} {n.output[0]}: expected exactly one Add consumer adding "
                             f"a parameter, found "
@@ -141,23 +188,30 @@ def _param_events(graph) -> list[_Event]:
   events: list[_Event] = []
   consumed: set[int] = set()
   for n in nodes:
-    params = [i for i in n.input if is_param(i)]
+    conv_like = n.op_type in ("Conv", "ConvTranspose")
+    params = [i for i in n.input if is_param(i) or (conv_like and is_float_const(i))]
     if not params or id(n) in consumed:
       continue
     where = f"{n.op_type} {n.output[0]}"
     if n.op_type == "Conv":
       if n.input[1] not in params or any(i not in params for i in n.input[2:]):
-        raise OnnxImportError(f"{where}: expected Conv(x, weight[, bias]) with parameter names")
+        raise OnnxImportError(f"{where}: expected Conv(x, weight[, bias]) with constant "
+                              "weight and bias")
+      w = param(n.input[1])
+      c = _conv_out_channels(n, w)
       if len(n.input) > 2:
-        b = param(n.input[2])
-      else:  # legacy exports add the bias separately
-        b = bias_add(n, "Conv").reshape(-1) if added_param(n) is not None else None
-      events.append(_Event("conv", (param(n.input[1]), b), where, _attrs(n)))
+        b = param(n.input[2]).reshape(-1)
+      else:  # legacy and Paddle 3 exports add the bias separately
+        b = bias_add(n, "Conv", c).reshape(-1) if added_param(n, c) is not None else None
+      if b is not None and b.shape != (c,):
+        raise OnnxImportError(f"{where}: bias of shape {b.shape} for {c} output channels")
+      events.append(_Event("conv", (w, b), where, _attrs(n)))
     elif n.op_type == "ConvTranspose":
       if list(n.input[1:]) != params:
         raise OnnxImportError(f"{where}: expected ConvTranspose(x, weight) then Add(bias)")
-      b = bias_add(n, "ConvTranspose").reshape(-1)
-      events.append(_Event("conv_transpose", (param(params[0]), b), where, _attrs(n)))
+      w = param(params[0])
+      b = bias_add(n, "ConvTranspose", _conv_out_channels(n, w)).reshape(-1)
+      events.append(_Event("conv_transpose", (w, b), where, _attrs(n)))
     elif n.op_type == "BatchNormalization":
       if params != list(n.input[1:5]):
         raise OnnxImportError(f"{where}: expected BatchNormalization(x, scale, B, mean, var)")
@@ -269,6 +323,27 @@ class _Namer:
           self.se(p + ".se")
         self.rep_layer(p + ".pw_conv")
 
+  def pplcnetv4_det(self, model_size: str) -> None:
+    """PPLCNetV4 (det) in its deploy form: the StemBlock's convs and every block's dw /
+    expand / compress are convs with bias, a RepDWConv is `rep_dw.reparam_conv`."""
+    from textrec.models import pplcnetv4  # pylint: disable=g-import-not-at-top
+
+    for name in ("stem1", "stem2a", "stem2b", "stem3", "stem4"):
+      self.conv(f"backbone.stem.{name}.conv", bias=True)
+    for stage, blocks in pplcnetv4.CONFIGS_DET[model_size][1].items():
+      for i, (cin, cout, stride, se) in enumerate(blocks):
+        p = f"backbone.{stage}.{i}"
+        rep = stride == 1 and cin == cout
+        self.conv(p + (".token_mixer.rep_dw.reparam_conv" if rep else ".token_mixer.dw_conv"),
+                  bias=True)
+        if se:
+          self.se(p + ".token_mixer.se")
+        self.conv(p + ".channel_mixer.expand", bias=True)
+        ev = self.conv(p + ".channel_mixer.compress", bias=True)
+        if ev.arrays[0].shape[0] != cout:
+          raise OnnxImportError(f"{ev.node} ({p}): {ev.arrays[0].shape[0]} output channels, "
+                                f"PPLCNetV4 {model_size} (det) has {cout}")
+
   def done(self, after: str) -> dict[str, np.ndarray]:
     if self.cur.pos != len(self.cur.events):
       ev = self.cur.events[self.cur.pos]
@@ -322,6 +397,25 @@ def _assign_det(events: Sequence[_Event]) -> dict[str, np.ndarray]:
   nm.bn(head + ".conv_bn1")
   nm.conv_transpose(head + ".conv2")
   nm.bn(head + ".conv_bn2")
+  nm.conv_transpose(head + ".conv3")
+  return nm.done("DB head")
+
+
+def _assign_det_v6(events: Sequence[_Event], model_size: str) -> dict[str, np.ndarray]:
+  """Names the events as the deploy state_dict of PPLCNetV4 (det) + RepLKFPN + DBHead (its
+  `binarize` branch, BatchNorms folded), in the export's execution order."""
+  nm = _Namer(events)
+  nm.pplcnetv4_det(model_size)
+  for i in (3, 2, 1, 0):  # RepLKFPN runs its 1x1 RSE layers from the coarsest level down
+    nm.conv(f"neck.ins_conv.{i}.in_conv", bias=False)
+    nm.se(f"neck.ins_conv.{i}.se_block")
+  for i in (3, 2, 1, 0):  # ... then each level's DilatedReparamBlock, 1x1 conv and SE
+    nm.conv(f"neck.inp_conv_dw.{i}.lk_origin", bias=True)
+    nm.conv(f"neck.inp_conv_pw.{i}", bias=False)
+    nm.se(f"neck.inp_conv_se.{i}")
+  head = "head.binarize"
+  nm.conv(head + ".conv1", bias=True)
+  nm.conv_transpose(head + ".conv2")
   nm.conv_transpose(head + ".conv3")
   return nm.done("DB head")
 
@@ -400,7 +494,8 @@ def _import_graph(path: str | os.PathLike, assign, out_dims: int, out_channels: 
     raise OnnxImportError(f"{path}: expected one NCHW input with 3 channels, got "
                           f"{[(i.name, _dims(i)) for i in g.input]}")
   if (len(g.output) != 1 or len(_dims(g.output[0])) != out_dims
-      or _dims(g.output[0])[1] != out_channels):
+      or _dims(g.output[0])[1] not in (out_channels, "")
+      and not isinstance(_dims(g.output[0])[1], str)):  # a named dimension: not declared
     raise OnnxImportError(f"{path}: expected one {out_dims}-d output with {out_channels} "
                           f"channels on axis 1, got {[(o.name, _dims(o)) for o in g.output]}")
   try:
@@ -409,10 +504,24 @@ def _import_graph(path: str | os.PathLike, assign, out_dims: int, out_channels: 
     raise OnnxImportError(f"{path}: {e}") from None
 
 
-def import_det_onnx(path: str | os.PathLike) -> dict[str, np.ndarray]:
-  """Official PP-OCRv4 mobile det ONNX (output [B, 1, H, W]) -> {PaddleOCR deploy name:
-  float32 array}; conv weights OIHW, transposed-conv weights [Cin, Cout, k, k] as Paddle's."""
-  return _import_graph(path, _assign_det, 4, 1)
+# Detectors whose official ONNX this importer reads -> the assigner of their graph.
+DET_ASSIGNERS = {
+    "PP-OCRv4_mobile_det": _assign_det,
+    "PP-OCRv5_mobile_det": _assign_det,
+    "PP-OCRv6_small_det": lambda events: _assign_det_v6(events, "small"),
+    "PP-OCRv6_tiny_det": lambda events: _assign_det_v6(events, "tiny"),
+}
+
+
+def import_det_onnx(path: str | os.PathLike, model_name: str = "PP-OCRv4_mobile_det"
+                    ) -> dict[str, np.ndarray]:
+  """Official det ONNX of `model_name` (a DET_ASSIGNERS key; output [B, 1, H, W]) ->
+  {PaddleOCR deploy name: float32 array}; conv weights OIHW, transposed-conv weights
+  [Cin, Cout, k, k] as Paddle's."""
+  if model_name not in DET_ASSIGNERS:
+    raise OnnxImportError(f"no ONNX importer for detector {model_name!r}; known: "
+                          f"{sorted(DET_ASSIGNERS)}")
+  return _import_graph(path, DET_ASSIGNERS[model_name], 4, 1)
 
 
 def import_cls_onnx(path: str | os.PathLike) -> dict[str, np.ndarray]:
