@@ -30,7 +30,9 @@ BUILTIN: Dict[str, Dict[str, str]] = {
             "ch_RepSVTR_rec": "textrec.models.zoo",
             "tiny_rec": "textrec.models.tiny"},
     "det": {"PP-OCRv4_mobile_det": "textrec.models.detector"},
-    "cls": {"ch_ppocr_mobile_v2.0_cls": "textrec.models.classifier"},
+    "cls": {"ch_ppocr_mobile_v2.0_cls": "textrec.models.classifier",
+            "PP-LCNet_x1_0_textline_ori": "textrec.models.pplcnet",
+            "PP-LCNet_x1_0_doc_ori": "textrec.models.pplcnet"},
 }
 _MODELS: Dict[str, Dict[str, Callable]] = {k: {} for k in KINDS}
 
