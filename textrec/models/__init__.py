@@ -15,5 +15,8 @@ Detectors and orientation classifiers are registered apart (registry kinds "det"
 so recognizer code paths never list them: `get_model("PP-OCRv4_mobile_det", kind="det")`
 (textrec/models/detector.py: x [B, H, W, 3] -> {"maps": [B, H, W, 1]}) and
 `get_model("ch_ppocr_mobile_v2.0_cls", kind="cls")` (textrec/models/classifier.py:
-x [B, 48, 192, 3] -> probabilities [B, 2] over ('0', '180')).
+x [B, 48, 192, 3] -> probabilities [B, 2] over ('0', '180')); PaddleX's PP-LCNet
+classifiers `PP-LCNet_x1_0_textline_ori` (x [B, 80, 160, 3] -> [B, 2]) and
+`PP-LCNet_x1_0_doc_ori` (x [B, 224, 224, 3] -> [B, 4] over 0/90/180/270 degrees) are kind "cls"
+too (textrec/models/pplcnet.py).
 """

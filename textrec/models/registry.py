@@ -32,7 +32,9 @@ BUILTIN: Dict[str, Dict[str, str]] = {
     "det": {n: "textrec.models.detector" for n in (
         "PP-OCRv4_mobile_det", "PP-OCRv5_mobile_det", "PP-OCRv6_small_det",
         "PP-OCRv6_tiny_det")},
-    "cls": {"ch_ppocr_mobile_v2.0_cls": "textrec.models.classifier"},
+    "cls": {"ch_ppocr_mobile_v2.0_cls": "textrec.models.classifier",
+            "PP-LCNet_x1_0_textline_ori": "textrec.models.pplcnet",
+            "PP-LCNet_x1_0_doc_ori": "textrec.models.pplcnet"},
 }
 _MODELS: Dict[str, Dict[str, Callable]] = {k: {} for k in KINDS}
 

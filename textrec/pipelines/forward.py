@@ -4,7 +4,7 @@ export of them (`--config=configs/ocr.py --config.mode=export`), so the pipeline
 without JAX.
 
   det: x f32[B, H, W, 3] -> text probability map f32[B, H, W]
-  cls: x f32[B, 48, 192, 3] -> probabilities f32[B, 2] over ("0", "180")
+  cls: x f32[B, H, W, 3] (the model's input size) -> probabilities f32[B, classes]
 """
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ The import has two steps:
        * `import_det_onnx`: PPLCNetV3 det backbone + RSEFPN + DBHead (PP-OCRv4 / PP-OCRv5
          mobile det), or PPLCNetV4 det + RepLKFPN + DBHead with folded BatchNorms (PP-OCRv6
          small / tiny det);
-       * `import_cls_onnx`: MobileNetV3 small + ClsHead (ch_ppocr_mobile_v2.0_cls).
+       * `import_cls_onnx`: MobileNetV3 small + ClsHead (ch_ppocr_mobile_v2.0_cls), or
+         PaddleClas's PP-LCNet (PP-LCNet_x1_0_textline_ori / _doc_ori; PaddleClas names, no
+         `backbone.` prefix), told apart by the graph's end.
      A graph of another shape fails with the offending node named.
 
 The NRTR head (`head.gtc_head.*`, `head.before_gtc.*`) and the DB threshold branch
@@ -51,12 +53,19 @@ PPLCNETV3_REC_STAGES = (("blocks2", 1), ("blocks3", 2), ("blocks4", 2), ("blocks
                         ("blocks6", 4))
 # MobileNetV3 small (the orientation classifier's backbone): number of ResidualUnits.
 MOBILENETV3_SMALL_BLOCKS = 11
+# PaddleClas's PP-LCNet (PaddleX's orientation classifiers): (stage, number of blocks).
+PPLCNET_STAGES = (("blocks2", 1), ("blocks3", 2), ("blocks4", 2), ("blocks5", 6),
+                  ("blocks6", 2))
 # Deploy state_dict entries that an inference export never contains.
 TRAINING_ONLY_PREFIXES = ("head.gtc_head.", "head.before_gtc.")
-# paddle2onnx keeps Paddle's variable names for parameters: `<layer>_<n>.w_<k>` / `.b_<k>`.
-_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.(w|b)_\d+$")
+# paddle2onnx keeps Paddle's variable names for parameters: `<layer>_<n>.w_<k>` / `.b_<k>`
+# (PIR exports add `_deepcopy_<m>`).
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.(w|b)_\d+(_deepcopy_\d+)?$")
 # ... and the 2.0 static-graph exports their `<layer>_weights` / `<layer>_bn_scale` / ... names.
 _LEGACY_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*_(weights|offset|scale|mean|variance)$")
+# ... and a parameter reshaped by a Reshape that the exporter folded into a constant (the SE
+# conv biases of PP-LCNet_x1_0_doc_ori, [1, C, 1, 1]).
+_FOLDED_PARAM_NAME = re.compile(r"^p2o\.pd_op\.reshape\.\d+\.0$")
 
 
 class OnnxImportError(ValueError):
@@ -132,7 +141,8 @@ def _conv_out_channels(n, weight: np.ndarray) -> int:
 def _param_events(graph) -> list[_Event]:
   """Parameter-consuming ops of `graph` in execution order, as events (see module doc)."""
   consts = _constants(graph)
-  names = {k for k in consts if _PARAM_NAME.match(k) or _LEGACY_PARAM_NAME.match(k)}
+  names = {k for k in consts
+           if any(r.match(k) for r in (_PARAM_NAME, _LEGACY_PARAM_NAME, _FOLDED_PARAM_NAME))}
   nodes = []
   for n in _without_identities(graph):
     if n.op_type == "Constant":
@@ -437,6 +447,34 @@ def _assign_cls(events: Sequence[_Event],
   return nm.done("classifier head")
 
 
+def _assign_pplcnet(events: Sequence[_Event],
+                    stages: Sequence[tuple[str, int]] = PPLCNET_STAGES) -> dict[str, np.ndarray]:
+  """Names the events as PaddleClas's state_dict of PP-LCNet (with `last_conv`)."""
+  nm = _Namer(events)
+  nm.conv_bn("conv1")
+  for stage, n_blocks in stages:
+    for i in range(n_blocks):
+      p = f"{stage}.{i}"
+      nm.conv_bn(p + ".dw_conv")
+      if nm.at_se():
+        nm.se(p + ".se")
+      nm.conv_bn(p + ".pw_conv")
+  nm.conv("last_conv", bias=False)
+  nm.linear("fc")
+  return nm.done("fc")
+
+
+def _is_pplcnet(events: Sequence[_Event]) -> bool:
+  """PP-LCNet ends with a bias-less 1x1 conv (`last_conv`) then the Linear; MobileNetV3's
+  ClsHead follows a BatchNorm."""
+  return (len(events) >= 2 and events[-1].kind == "linear" and events[-2].kind == "conv"
+          and events[-2].arrays[1] is None)
+
+
+def _assign_any_cls(events: Sequence[_Event]) -> dict[str, np.ndarray]:
+  return (_assign_pplcnet if _is_pplcnet(events) else _assign_cls)(events)
+
+
 def charset_from_onnx(model) -> charset_lib.Charset:
   """The CTC character list stored by PaddleOCR/RapidOCR in metadata_props["character"]."""
   meta = {p.key: p.value for p in model.metadata_props}
@@ -483,21 +521,24 @@ def _dims(v) -> list:
   return [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
 
 
-def _import_graph(path: str | os.PathLike, assign, out_dims: int, out_channels: int
+def _import_graph(path: str | os.PathLike, assign, out_dims: int, out_channels: int | None
                   ) -> dict[str, np.ndarray]:
   """Loads `path`, checks one NCHW 3-channel input and one output of `out_dims` dims whose
-  axis 1 has `out_channels`, and names its parameters with `assign(events)`."""
+  axis 1 has `out_channels` (any when None; an output whose shape the file does not declare
+  passes), and names its parameters with `assign(events)`."""
   path = os.fspath(path)
   model = load_onnx(path)
   g = model.graph
   if len(g.input) != 1 or len(_dims(g.input[0])) != 4 or _dims(g.input[0])[1] != 3:
     raise OnnxImportError(f"{path}: expected one NCHW input with 3 channels, got "
                           f"{[(i.name, _dims(i)) for i in g.input]}")
-  if (len(g.output) != 1 or len(_dims(g.output[0])) != out_dims
-      or _dims(g.output[0])[1] not in (out_channels, "")
-      and not isinstance(_dims(g.output[0])[1], str)):  # a named dimension: not declared
-    raise OnnxImportError(f"{path}: expected one {out_dims}-d output with {out_channels} "
-                          f"channels on axis 1, got {[(o.name, _dims(o)) for o in g.output]}")
+  out = _dims(g.output[0]) if len(g.output) == 1 else None
+  if out is None or (out and (len(out) != out_dims or (
+      out_channels is not None and out[1] != out_channels
+      and not isinstance(out[1], str)))):  # a named channel dimension: not declared
+    chans = f" with {out_channels} channels on axis 1" if out_channels is not None else ""
+    raise OnnxImportError(f"{path}: expected one {out_dims}-d output{chans}, got "
+                          f"{[(o.name, _dims(o)) for o in g.output]}")
   try:
     return assign(_param_events(g))
   except OnnxImportError as e:
@@ -524,10 +565,20 @@ def import_det_onnx(path: str | os.PathLike, model_name: str = "PP-OCRv4_mobile_
   return _import_graph(path, DET_ASSIGNERS[model_name], 4, 1)
 
 
-def import_cls_onnx(path: str | os.PathLike) -> dict[str, np.ndarray]:
-  """Official ch_ppocr_mobile_v2.0_cls ONNX (output [B, 2]) -> {PaddleOCR name: float32
-  array}; conv weights OIHW, the Linear weight [in, out]."""
-  return _import_graph(path, _assign_cls, 2, 2)
+def import_cls_onnx(path: str | os.PathLike, num_classes: int | None = None
+                    ) -> dict[str, np.ndarray]:
+  """Official orientation classifier ONNX (output [B, num_classes]; any when None) ->
+  {Paddle name: float32 array}; conv weights OIHW, the Linear weight [in, out].
+
+  ch_ppocr_mobile_v2.0_cls (MobileNetV3 + ClsHead: PaddleOCR names) or PaddleX's
+  PP-LCNet_x1_0_textline_ori / _doc_ori (PP-LCNet: PaddleClas names), told apart by the
+  graph's end (module doc)."""
+  sd = _import_graph(path, _assign_any_cls, 2, num_classes)
+  got = next(v.shape[0] for k, v in sd.items() if k.endswith("fc.bias"))
+  if num_classes is not None and got != num_classes:
+    raise OnnxImportError(f"{os.fspath(path)}: the classifier has {got} classes, expected "
+                          f"{num_classes}")
+  return sd
 
 
 def check_shapes(state: Mapping[str, np.ndarray], expected: Mapping[str, Sequence[int]],
