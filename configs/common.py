@@ -164,21 +164,32 @@ def runtime_section() -> mlc.ConfigDict:
 
 
 def ocr_section() -> mlc.ConfigDict:
-  """The General OCR pipeline (configs/ocr.py): PaddleX's names and PP-OCRv4 defaults; the
-  recognizer is config.model.name with weights from config.predict.model_dir."""
+  """The General OCR pipeline (configs/ocr.py): PaddleX's names. ocr_version (PaddleOCR 3's:
+  PP-OCRv4 | PP-OCRv5 | PP-OCRv6) picks the models and defaults (textrec/pipelines/
+  ocr_versions.py); a model name left "" and a setting left None take the version's. The
+  recognizer is config.model.name ("" here too: the version's) with weights from
+  config.predict.model_dir."""
+  ph = mlc.config_dict.placeholder
   return mlc.ConfigDict(dict(
       pipeline="OCR",
-      det_model="PP-OCRv4_mobile_det",
+      ocr_version="PP-OCRv5",
+      det_model="",            # "" = the version's
       det_model_dir="",        # "" = official weights; else a Paddle inference directory
-      cls_model="ch_ppocr_mobile_v2.0_cls",
+      cls_model="",            # text-line orientation; "" = the version's
       cls_model_dir="",        # as det_model_dir
+      doc_orientation_model="PP-LCNet_x1_0_doc_ori",
+      doc_orientation_model_dir="",      # as det_model_dir
+      doc_unwarping_model_dir="",        # UVDoc: not implemented yet
+      use_doc_orientation_classify=True,  # turn the whole image upright first
+      use_doc_unwarping=False,           # PaddleX's True needs UVDoc (unreachable weights)
       use_textline_orientation=True,
-      textline_orientation_thresh=0.9,   # turn a line only above this "180" probability
-      text_det_limit_side_len=960,
-      text_det_limit_type="max",         # max | min | resize_long
-      text_det_thresh=0.3,
-      text_det_box_thresh=0.6,
-      text_det_unclip_ratio=2.0,
+      textline_orientation_thresh=ph(float),  # turn a line only above this "180" probability
+      text_det_limit_side_len=ph(int),
+      text_det_limit_type=ph(str),       # max | min | resize_long
+      text_det_max_side_limit=ph(int),
+      text_det_thresh=ph(float),
+      text_det_box_thresh=ph(float),
+      text_det_unclip_ratio=ph(float),
       text_rec_score_thresh=0.0,
   ))
 

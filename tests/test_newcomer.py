@@ -143,6 +143,8 @@ def ocr_run(home) -> subprocess.CompletedProcess:
     if not (home / link).exists():
       (home / link).symlink_to(models / d)
   return _main(home, "ocr.py", "--config.model.name=tiny_rec",
+               "--config.ocr.ocr_version=PP-OCRv4",  # the det / cls directories' generation
+               "--config.ocr.use_doc_orientation_classify=False",
                "--config.predict.model_dir=~/ckpt", "--config.ocr.det_model_dir=~/det",
                "--config.ocr.cls_model_dir=~/cls",
                "--config.predict.input=~/imgs/page.png,~/imgs/missing.png",

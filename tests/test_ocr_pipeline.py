@@ -1,6 +1,8 @@
-"""The General OCR pipeline (textrec/pipelines/) against RapidOCR 1.4.4 (the official ONNX
-models in onnxruntime, set to our settings: textrec/pipelines/rapidocr_ref.py): DB
-post-processing and crops on the same inputs, whole images end to end, results, errors."""
+"""The General OCR pipeline (textrec/pipelines/) against onnxruntime references on the
+official ONNX files (textrec/pipelines/rapidocr_ref.py): RapidOCR 1.4.4 for PP-OCRv4 (DB
+post-processing and crops on the same inputs, whole images end to end), ReferenceOCR for each
+ocr_version at its defaults (document orientation, text-line orientation, max_side_limit),
+results, errors."""
 from __future__ import annotations
 
 import importlib.util
@@ -15,7 +17,8 @@ import pytest
 
 import official_onnx
 import textrec
-from textrec.pipelines import crops, det_postprocess as dbp, ocr, rapidocr_ref
+from textrec.errors import UsageError
+from textrec.pipelines import crops, det_postprocess as dbp, ocr, ocr_versions, rapidocr_ref
 from textrec.pipelines import text_detection
 from textrec.weights import official, pipeline_weights
 
@@ -24,16 +27,19 @@ IMAGES = ("img_10.jpg", "img_11.jpg", "img_195.jpg", "img_12.jpg")
 PX_FIELDS = {"input_path", "page_index", "model_settings", "dt_polys", "text_det_params",
              "text_type", "textline_orientation_angles", "text_rec_score_thresh", "rec_texts",
              "rec_scores", "rec_polys", "rec_boxes"}
+V4 = ocr_versions.VERSIONS["PP-OCRv4"]
 
 
 @pytest.fixture(scope="module")
 def pipe():
-  return textrec.create_pipeline("OCR")
+  """PP-OCRv4 without the document preprocessor: what RapidOCR 1.4.4 runs."""
+  return textrec.create_pipeline("OCR", ocr_version="PP-OCRv4",
+                                 use_doc_orientation_classify=False)
 
 
 @pytest.fixture(scope="module")
 def ref():
-  d = ocr.OCRParams()
+  d = ocr.OCRParams(**V4.params)
   params = {k: getattr(d, k) for k in rapidocr_ref.RAPIDOCR_DEFAULTS}
   return rapidocr_ref.rapidocr_engine(params, text_detection.IMAGENET_MEAN,
                                       text_detection.IMAGENET_STD)
@@ -56,7 +62,7 @@ def test_db_postprocess_matches_rapidocr(ocr_images_dir, ref, dilation, score_mo
   """Same probability map (official ONNX) -> the same boxes and scores as RapidOCR's
   DBPostProcess + box filter (PaddleOCR's code)."""
   img = cv2.imread(str(ocr_images_dir / "img_12.jpg"))
-  params = text_detection.DetParams()
+  params = text_detection.DetParams(960, "max")
   prob = _official_map(img, params)
   db = dbp.DBParams(box_thresh=0.6, unclip_ratio=2.0, use_dilation=dilation,
                     score_mode=score_mode)
@@ -140,6 +146,19 @@ def test_results_fields_files_and_errors(pipe, ocr_images_dir, tmp_path):
     next(pipe.predict(img, text_det_tresh=0.5))
 
 
+def test_det_size_caps_the_longer_side_as_paddlex():
+  """max_side_limit after the limit_type scaling (PaddleX's DetResizeForTest), vs the
+  reference's own resize."""
+  for h, w, side, kind, cap in ((100, 3000, 736, "min", 4000), (50, 4000, 736, "min", 4000),
+                                (720, 1280, 960, "max", 4000), (300, 5000, 736, "min", 2000),
+                                (20, 30, 736, "min", 4000), (4000, 4100, 960, "resize_long", 800)):
+    img = np.zeros((h, w, 3), np.uint8)
+    want = rapidocr_ref.det_resize(img, side, kind, cap).shape[:2]
+    assert dbp.resize_for_det(img, side, kind, cap).shape[:2] == want, (h, w, side, kind)
+  assert max(dbp.det_size(50, 4000, 736, "min", 4000)) <= 4000
+  assert dbp.det_size(50, 4000, 736, "min", 10 ** 6) == (736, 58880)
+
+
 def test_bad_settings_fail_before_loading():
   with pytest.raises(ValueError, match="limit_type"):
     textrec.create_pipeline("OCR", text_det_limit_type="longest")
@@ -147,6 +166,33 @@ def test_bad_settings_fail_before_loading():
     textrec.create_pipeline("OCR", text_det_box_thresh=1.5)
   with pytest.raises(ValueError, match="unknown pipeline"):
     textrec.create_pipeline("table_recognition")
+  with pytest.raises(ValueError, match="max_side_limit"):
+    textrec.create_pipeline("OCR", text_det_max_side_limit=8)
+  with pytest.raises(UsageError) as e:
+    textrec.create_pipeline("OCR", ocr_version="PP-OCRv3")
+  msg = str(e.value)
+  assert "\n" not in msg and "PP-OCRv3" in msg
+  assert all(v in msg for v in ("PP-OCRv4", "PP-OCRv5", "PP-OCRv6"))
+  with pytest.raises(UsageError, match="doc_unwarping_model_dir"):
+    textrec.create_pipeline("OCR", use_doc_unwarping=True)
+  with pytest.raises(UsageError, match="not implemented"):
+    textrec.create_pipeline("OCR", use_doc_unwarping=True, doc_unwarping_model_dir="/tmp")
+
+
+def test_versions_pick_models_and_defaults():
+  """PaddleX OCR.yaml's PP-OCRv5 detection values (module doc of ocr_versions), v4's as before."""
+  assert ocr.OCRParams() == ocr.OCRParams(**ocr_versions.VERSIONS["PP-OCRv5"].params)
+  v5 = ocr.OCRParams()
+  assert (v5.text_det_limit_side_len, v5.text_det_limit_type, v5.text_det_max_side_limit,
+          v5.text_det_thresh, v5.text_det_box_thresh, v5.text_det_unclip_ratio) == \
+      (736, "min", 4000, 0.3, 0.6, 1.5)
+  assert v5.use_doc_orientation_classify and not v5.use_doc_unwarping
+  assert (V4.det_model, V4.rec_model, V4.cls_model) == (
+      "PP-OCRv4_mobile_det", "PP-OCRv4_mobile_rec", "ch_ppocr_mobile_v2.0_cls")
+  assert V4.params["text_det_limit_side_len"] == 960 and V4.params["text_det_unclip_ratio"] == 2.0
+  v6 = ocr_versions.VERSIONS["PP-OCRv6"]
+  assert (v6.det_model, v6.rec_model, v6.max_candidates) == (
+      "PP-OCRv6_small_det", "PP-OCRv6_small_rec", 3000)
 
 
 def test_paddle_dirs_load_as_the_official_onnx():
@@ -168,17 +214,21 @@ def test_paddle_dirs_load_as_the_official_onnx():
       np.testing.assert_array_equal(np.asarray(v), np.asarray(b[k]), err_msg=str(k))
 
 
-def test_cli_bad_ocr_setting_is_one_line(tmp_path):
+@pytest.mark.parametrize("flags,want", [
+    (["--config.ocr.text_det_limit_type=long"], ["text_det_limit_type=long"]),
+    (["--config.ocr.ocr_version=PP-OCRv3"], ["PP-OCRv3", "PP-OCRv4", "PP-OCRv5", "PP-OCRv6"]),
+    (["--config.ocr.use_doc_unwarping=True"], ["use_doc_unwarping", "doc_unwarping_model_dir"]),
+])
+def test_cli_bad_ocr_setting_is_one_line(tmp_path, flags, want):
   image = str(tmp_path / "page.png")
   cv2.imwrite(image, np.full((200, 300, 3), 255, np.uint8))
   r = subprocess.run([sys.executable, "-m", "textrec.main", "--config=configs/ocr.py",
-                      f"--config.predict.input={image}",
-                      "--config.ocr.text_det_limit_type=long"],
+                      f"--config.predict.input={image}", *flags],
                      capture_output=True, text=True, timeout=300,
                      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert r.returncode == 2, r.stderr
   lines = [l for l in r.stderr.splitlines() if l.strip()]
-  assert len(lines) == 1 and "text_det_limit_type=long" in lines[0], r.stderr
+  assert len(lines) == 1 and all(w in lines[0] for w in want), r.stderr
   assert "Traceback" not in r.stderr
 
 
@@ -192,6 +242,7 @@ def test_served_ocr_answers_the_pipeline_result(pipe, ocr_images_dir):
 
   path = ocr_images_dir / "ger_2.jpg"
   want = dict(next(pipe.predict(str(path))).json["res"])
+  assert "doc_preprocessor_res" not in want
   del want["input_path"], want["page_index"]
   app = app_lib.create_app(fake_fn(), pipeline=server_lib.ServedOCR(pipe))
   with serving(app) as url:

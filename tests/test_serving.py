@@ -262,8 +262,13 @@ def test_ocr_is_501_until_a_pipeline_is_plugged_in(fake_server):
 
 
 def test_ocr_serves_a_plugged_in_pipeline():
+  seen = []
+
   class Pipeline:
-    def predict(self, images):
+    def predict(self, images, **params):
+      seen.append(params)
+      if params.get("text_det_thresh", 0) > 1:
+        raise ValueError("thresh must be in [0, 1]; got 2")
       return [{"rec_texts": ["a", "b"], "rec_scores": np.array([0.5, 0.25]),
                "rec_polys": np.zeros((2, 4, 2), np.int32), "size": im.shape[:2]}
               for im in images]
@@ -274,6 +279,13 @@ def test_ocr_serves_a_plugged_in_pipeline():
                    "rec_polys": [[[0, 0]] * 4] * 2, "size": [32, 20]}
     got, _, answer = post(url, "/ocr", json.dumps({"file": b64(GOOD), "fileType": 0}).encode())
     assert got == 422 and "fileType must be 1" in answer["errorMsg"]
+    body = {"file": b64(GOOD), "useDocOrientationClassify": False, "textDetMaxSideLimit": 2000}
+    assert post(url, "/ocr", json.dumps(body).encode())[0] == 200
+    assert seen[-1] == {"use_doc_orientation_classify": False, "text_det_max_side_limit": 2000}
+    got, _, answer = post(url, "/ocr", json.dumps({"file": b64(GOOD), "textDetThresh": 2}).encode())
+    assert got == 422 and "thresh" in answer["errorMsg"]
+    got, _, answer = post(url, "/ocr", json.dumps({"file": b64(GOOD), "ocrVersion": 6}).encode())
+    assert got == 422 and "useDocUnwarping" in answer["errorMsg"]
 
 
 def test_health_and_metrics(fake_server):

@@ -16,6 +16,7 @@ from textrec.errors import UsageError
 from textrec.formats import official_files
 from textrec.inference import inputs, predict_files
 from textrec.models import registry
+from textrec.pipelines import ocr_versions
 from textrec.runtime import settings
 
 FORMATS = ("onnx", "saved_model", "all")
@@ -23,7 +24,8 @@ FORMATS = ("onnx", "saved_model", "all")
 # skipped); predict.input may be a comma-separated list of them.
 PATH_KEYS = ("output_dir", "dataset_dir", "data.dict_path", "train.pretrained",
              "evaluate.weight_path", "predict.input", "predict.model_dir", "predict.output_dir",
-             "export.weight_path", "serve.model_dir", "ocr.det_model_dir", "ocr.cls_model_dir")
+             "export.weight_path", "serve.model_dir", "ocr.det_model_dir", "ocr.cls_model_dir",
+             "ocr.doc_orientation_model_dir", "ocr.doc_unwarping_model_dir")
 _WEIGHTS_KINDS = ("a PaddleOCR .pdparams file, a Paddle inference directory or a textrec "
                   "checkpoint / training output directory")
 
@@ -46,17 +48,30 @@ def _existing(flag: str, path: str, what: str = "") -> None:
 
 
 def check_ocr(o: Any) -> None:
-  """The `ocr` section (configs/ocr.py)."""
+  """The `ocr` section (configs/ocr.py); None settings are the ocr_version's."""
   _one_of("ocr.pipeline", o.pipeline, ("OCR",))
-  _one_of("ocr.text_det_limit_type", o.text_det_limit_type, ("max", "min", "resize_long"))
-  _at_least("ocr.text_det_limit_side_len", o.text_det_limit_side_len, 32)
+  _one_of("ocr.ocr_version", o.ocr_version, tuple(ocr_versions.VERSIONS))
+  if o.text_det_limit_type is not None:
+    _one_of("ocr.text_det_limit_type", o.text_det_limit_type, ("max", "min", "resize_long"))
+  for flag in ("text_det_limit_side_len", "text_det_max_side_limit"):
+    if o[flag] is not None:
+      _at_least(f"ocr.{flag}", o[flag], 32)
   for flag in ("text_det_thresh", "text_det_box_thresh", "text_rec_score_thresh",
                "textline_orientation_thresh"):
     v = o[flag]
-    if not 0.0 <= v <= 1.0:
+    if v is not None and not 0.0 <= v <= 1.0:
       raise UsageError(f"--config.ocr.{flag}={v}: must be in [0, 1]")
-  _at_least("ocr.text_det_unclip_ratio", o.text_det_unclip_ratio, 0, strict=True)
-  for flag in ("det_model_dir", "cls_model_dir"):
+  if o.text_det_unclip_ratio is not None:
+    _at_least("ocr.text_det_unclip_ratio", o.text_det_unclip_ratio, 0, strict=True)
+  if o.use_doc_unwarping:
+    if not o.doc_unwarping_model_dir:
+      raise UsageError("--config.ocr.use_doc_unwarping=True needs the UVDoc weights (no PyPI "
+                       "package ships them): set --config.ocr.doc_unwarping_model_dir=DIR, or "
+                       "use_doc_unwarping=False")
+    raise UsageError(f"--config.ocr.doc_unwarping_model_dir={o.doc_unwarping_model_dir}: "
+                     "document unwarping (UVDoc) is not implemented in textrec yet; set "
+                     "--config.ocr.use_doc_unwarping=False")
+  for flag in ("det_model_dir", "cls_model_dir", "doc_orientation_model_dir"):
     path = o[flag]
     if path and not os.path.isdir(path):
       raise UsageError(f"--config.ocr.{flag}={path}: no such directory (a Paddle inference "

@@ -18,6 +18,7 @@ from ml_collections import config_flags
 from textrec import checks
 from textrec import cli
 from textrec.errors import UsageError
+from textrec.pipelines import ocr_versions
 from textrec.runtime import compile_cache, hugepages
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
@@ -58,6 +59,8 @@ def run(config) -> int:
   if config.mode not in MODES:
     raise UsageError(f"--config.mode={config.mode}: unknown mode; one of "
                          f"{', '.join(MODES)}")
+  if "ocr" in config and not config.model.name:  # configs/ocr.py: the ocr_version's recognizer
+    config.model.name = ocr_versions.get(config.ocr.ocr_version).rec_model
   checks.check_config(config)
   if config.mode in ("train", "evaluate"):  # predict enables it itself
     compile_cache.enable()  # on disk: a second run skips most compiles

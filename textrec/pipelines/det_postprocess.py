@@ -44,13 +44,15 @@ class DBParams:
       raise UsageError(f"unclip_ratio must be > 0; got {self.unclip_ratio}")
 
 
-def det_size(h: int, w: int, limit_side_len: int = 960, limit_type: str = "max"
-             ) -> tuple[int, int]:
+def det_size(h: int, w: int, limit_side_len: int = 960, limit_type: str = "max",
+             max_side_limit: int = 4000) -> tuple[int, int]:
   """DetResizeForTest (type 0): the network's input size for an h x w image.
 
   "max": the longer side is brought down to limit_side_len (never up); "min": the shorter
   side up to limit_side_len (never down); "resize_long": the longer side to it either way.
-  Each side is then rounded to a multiple of 32 (at least 32).
+  Sides are truncated to whole pixels; if the longer one is then over max_side_limit, both
+  are scaled down so it is max_side_limit (truncated again), as PaddleX does. Each side is
+  then rounded to a multiple of 32 (at least 32).
   """
   if limit_type == "max":
     ratio = limit_side_len / max(h, w) if max(h, w) > limit_side_len else 1.0
@@ -61,11 +63,14 @@ def det_size(h: int, w: int, limit_side_len: int = 960, limit_type: str = "max"
   else:
     raise UsageError(f"limit_type must be one of {LIMIT_TYPES}; got {limit_type!r}")
   rh, rw = int(h * ratio), int(w * ratio)
+  if max(rh, rw) > max_side_limit:
+    cap = max_side_limit / max(rh, rw)
+    rh, rw = int(rh * cap), int(rw * cap)
   return max(int(round(rh / 32) * 32), 32), max(int(round(rw / 32) * 32), 32)
 
 
-def resize_for_det(img: np.ndarray, limit_side_len: int = 960, limit_type: str = "max"
-                   ) -> np.ndarray:
+def resize_for_det(img: np.ndarray, limit_side_len: int = 960, limit_type: str = "max",
+                   max_side_limit: int = 4000) -> np.ndarray:
   """BGR uint8 [H, W, 3] -> [h, w, 3] resized (bilinear) to `det_size`. An image whose sides
   add up to less than 64 is first padded with black to 32 x 32 at least, as PaddleX does."""
   h, w = img.shape[:2]
@@ -73,7 +78,7 @@ def resize_for_det(img: np.ndarray, limit_side_len: int = 960, limit_type: str =
     pad = np.zeros((max(32, h), max(32, w), img.shape[2]), img.dtype)
     pad[:h, :w] = img
     img, (h, w) = pad, pad.shape[:2]
-  rh, rw = det_size(h, w, limit_side_len, limit_type)
+  rh, rw = det_size(h, w, limit_side_len, limit_type, max_side_limit)
   return cv2.resize(img, (rw, rh))
 
 

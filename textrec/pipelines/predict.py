@@ -8,21 +8,23 @@ from textrec.pipelines import ocr
 
 def pipeline_from_config(config, recognizer=None):
   """An OCRPipeline from config.ocr (+ config.model.name / config.predict.model_dir for the
-  recognizer, unless `recognizer` is given)."""
+  recognizer, unless `recognizer` is given); None / "" settings are the ocr_version's."""
   o = config.ocr
-  params = dict(use_textline_orientation=bool(o.use_textline_orientation),
-                text_det_limit_side_len=int(o.text_det_limit_side_len),
-                text_det_limit_type=str(o.text_det_limit_type),
-                text_det_thresh=float(o.text_det_thresh),
-                text_det_box_thresh=float(o.text_det_box_thresh),
-                text_det_unclip_ratio=float(o.text_det_unclip_ratio),
-                text_rec_score_thresh=float(o.text_rec_score_thresh))
-  common = dict(det_model=o.det_model, det_model_dir=o.det_model_dir or None,
-                cls_model=o.cls_model, cls_model_dir=o.cls_model_dir or None,
-                textline_orientation_thresh=float(o.textline_orientation_thresh),
+  params = {k: o[k] for k in (
+      "use_doc_orientation_classify", "use_doc_unwarping", "use_textline_orientation",
+      "text_det_limit_side_len", "text_det_limit_type", "text_det_max_side_limit",
+      "text_det_thresh", "text_det_box_thresh", "text_det_unclip_ratio",
+      "text_rec_score_thresh") if o[k] is not None}
+  common = dict(ocr_version=o.ocr_version, det_model=o.det_model or None,
+                det_model_dir=o.det_model_dir or None, cls_model=o.cls_model or None,
+                cls_model_dir=o.cls_model_dir or None,
+                doc_orientation_model=o.doc_orientation_model,
+                doc_orientation_model_dir=o.doc_orientation_model_dir or None,
+                doc_unwarping_model_dir=o.doc_unwarping_model_dir or None,
+                textline_orientation_thresh=o.textline_orientation_thresh,
                 text_recognition_batch_size=int(config.predict.batch_size), **params)
   if recognizer is None:
-    return ocr.create_pipeline(o.pipeline, rec_model=config.model.name,
+    return ocr.create_pipeline(o.pipeline, rec_model=config.model.name or None,
                                rec_model_dir=config.predict.model_dir or None,
                                rec_dict_path=config.data.dict_path or None, **common)
   return ocr.create_pipeline(o.pipeline, recognizer=recognizer, **common)

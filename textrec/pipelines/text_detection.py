@@ -1,4 +1,4 @@
-"""Text detection for whole images: PP-OCRv4 mobile det (textrec/models/detector.py) with
+"""Text detection for whole images: a registered detector (textrec/models/) with
 PaddleOCR's pre-processing (`DetResizeForTest`, ImageNet normalisation of the BGR image as
 read) and DB post-processing (det_postprocess.py).
 
@@ -31,6 +31,7 @@ class DetParams:
 
   limit_side_len: int = 960      # text_det_limit_side_len
   limit_type: str = "max"        # text_det_limit_type: "max" | "min" | "resize_long"
+  max_side_limit: int = 4000     # text_det_max_side_limit: the resized longer side's cap
   db: dbp.DBParams = dbp.DBParams()  # thresh / box_thresh / unclip_ratio = text_det_*
 
   def __post_init__(self):
@@ -38,6 +39,8 @@ class DetParams:
       raise UsageError(f"limit_type must be one of {dbp.LIMIT_TYPES}; got {self.limit_type!r}")
     if int(self.limit_side_len) < 32:
       raise UsageError(f"limit_side_len must be >= 32; got {self.limit_side_len}")
+    if int(self.max_side_limit) < 32:
+      raise UsageError(f"max_side_limit must be >= 32; got {self.max_side_limit}")
 
 
 class TextDetector:
@@ -69,7 +72,8 @@ class TextDetector:
   def prob_map(self, img: np.ndarray, params: DetParams = DetParams()) -> np.ndarray:
     """BGR uint8 [H, W, 3] -> the shrink (text probability) map f32[h, w] at the resized
     size (`det_postprocess.det_size`)."""
-    resized = dbp.resize_for_det(img, params.limit_side_len, params.limit_type)
+    resized = dbp.resize_for_det(img, params.limit_side_len, params.limit_type,
+                                 params.max_side_limit)
     h, w = resized.shape[:2]
     ph, pw = -(-h // self.pad_to) * self.pad_to, -(-w // self.pad_to) * self.pad_to
     x = np.zeros((1, ph, pw, 3), np.float32)

@@ -4,7 +4,8 @@ textrec's recognizer and OCR pipeline.
   POST /text-recognition  {"image": b64} | {"images": [b64, ...]}
                           -> result.texts = [{"rec_text", "rec_score"}, ...] in order
   POST /ocr               {"file": b64, "fileType": 1} -> result.ocrResults[0].prunedResult
-                          (configs/ocr.py plugs in the OCR pipeline; 501 without one)
+                          (configs/ocr.py plugs in the OCR pipeline; 501 without one);
+                          optional PaddleX settings for this request: OCR_PARAMS
   GET  /health            200 when ready
   GET  /metrics           Prometheus text
 
@@ -40,7 +41,22 @@ class OcrPipeline(Protocol):
   """What /ocr serves: BGR uint8 images -> one JSON-able dict per image (rec_texts,
   rec_scores, rec_polys, ...), as PaddleX's OCR pipeline results."""
 
-  def predict(self, images: Sequence[np.ndarray]) -> Sequence[dict[str, Any]]: ...
+  def predict(self, images: Sequence[np.ndarray], **params) -> Sequence[dict[str, Any]]: ...
+
+
+# /ocr's optional per-request settings (PaddleX's serving names) -> the pipeline's.
+OCR_PARAMS = {
+    "useDocOrientationClassify": "use_doc_orientation_classify",
+    "useDocUnwarping": "use_doc_unwarping",
+    "useTextlineOrientation": "use_textline_orientation",
+    "textDetLimitSideLen": "text_det_limit_side_len",
+    "textDetLimitType": "text_det_limit_type",
+    "textDetMaxSideLimit": "text_det_max_side_limit",
+    "textDetThresh": "text_det_thresh",
+    "textDetBoxThresh": "text_det_box_thresh",
+    "textDetUnclipRatio": "text_det_unclip_ratio",
+    "textRecScoreThresh": "text_rec_score_thresh",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +149,7 @@ class _Service:
                           "on this server: start it with --config=configs/ocr.py, or "
                           "recognise cropped text lines with /text-recognition")
     body = await protocol.read_json(request, self.limits.max_body_bytes)
-    protocol.check_fields(body, ("file", "fileType"), "/ocr")
+    protocol.check_fields(body, ("file", "fileType", *OCR_PARAMS), "/ocr")
     if "file" not in body:
       raise ApiError(422, 'missing field "file" (base64 image)')
     if body.get("fileType", 1) != 1:
@@ -141,8 +157,13 @@ class _Service:
                           "is not supported)")
     img = await run_in_threadpool(protocol.decode_b64_image, body["file"], "file",
                                   self.limits.max_image_pixels)
+    params = {OCR_PARAMS[k]: v for k, v in body.items() if k in OCR_PARAMS and v is not None}
     try:
-      [res] = await run_in_threadpool(self.pipeline.predict, [img])
+      [res] = await run_in_threadpool(lambda: self.pipeline.predict([img], **params))
+    except (ValueError, TypeError) as e:  # a setting out of range (UsageError is a ValueError)
+      if not params:
+        raise ApiError(500, f"OCR failed: {type(e).__name__}: {e}") from None
+      raise ApiError(422, str(e)) from None
     except Exception as e:  # pylint: disable=broad-except
       raise ApiError(500, f"OCR failed: {type(e).__name__}: {e}") from None
     h, w = img.shape[:2]

@@ -70,9 +70,9 @@ class ServedOCR:
   def __init__(self, pipe):
     self.pipe = pipe
 
-  def predict(self, images):
+  def predict(self, images, **params):
     out = []
-    for res in self.pipe.predict(list(images)):
+    for res in self.pipe.predict(list(images), **params):
       if res.error is not None:
         raise ValueError(res.error)
       d = dict(res.json["res"])
@@ -103,7 +103,8 @@ def run(config) -> int:
   if "ocr" in config:  # configs/ocr.py: /ocr runs the OCR pipeline on the same recognizer
     pipeline = ServedOCR(predict_lib.pipeline_from_config(config, recognizer=rec))
     pipeline.predict([np.full((64, 256, 3), 255, np.uint8)])  # compiles before serving
-    info["ocr"] = {"det": pipeline.pipe.detector.source,
+    info["ocr"] = {"ocr_version": pipeline.pipe.ocr_version,
+                   "det": pipeline.pipe.detector.source,
                    "cls": pipeline.pipe.orientation.source if pipeline.pipe.orientation else None}
   app = app_lib.create_app(rec.recognize, limits, pipeline=pipeline, info=info)
   server = uvicorn.Server(uvicorn.Config(
