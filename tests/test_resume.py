@@ -26,14 +26,6 @@ def _cmd(data: str, out: str, *extra: str) -> list[str]:
                               "--config.train.ema_decay=0.9", *extra)
 
 
-def _final_state(out) -> dict:
-  """The last training checkpoint's state: params, opt_state, EMA, batch_stats, rng."""
-  import orbax.checkpoint as ocp
-  with ocp.CheckpointManager(os.path.join(out, "checkpoints"), item_names=("state",)) as m:
-    assert m.latest_step() == STEPS
-    return m.restore(STEPS, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-
-
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
   data = train_utils.make_dataset(tmp_path / "data", n_train=48, n_val=8)
   cache = str(tmp_path / "jax_cache")  # the three runs compile the same programs once
@@ -65,13 +57,8 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
   log = open(os.path.join(killed, "train.log"), encoding="utf-8").read()
   assert "resumed from step" in log
 
-  a, b = _final_state(full), _final_state(killed)
-  leaves_a = jax.tree_util.tree_flatten_with_path(a)[0]
-  leaves_b = dict(jax.tree_util.tree_flatten_with_path(b)[0])
-  assert len(leaves_a) == len(leaves_b) > 100
-  for path, va in leaves_a:
-    np.testing.assert_array_equal(np.asarray(va), np.asarray(leaves_b[path]),
-                                  err_msg=jax.tree_util.keystr(path))
+  a = train_utils.final_state(full, STEPS)
+  assert train_utils.assert_same_state(a, train_utils.final_state(killed, STEPS)) > 100
   va, _ = checkpoint.load_variables(full)
   vb, _ = checkpoint.load_variables(killed)
   for x, y in zip(jax.tree.leaves(va), jax.tree.leaves(vb)):

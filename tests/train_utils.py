@@ -55,6 +55,29 @@ def run(cmd: list[str], devices: int | None = None, timeout: float = 300,
                         text=True, timeout=timeout)
 
 
+def final_state(out: str | os.PathLike, steps: int) -> dict:
+  """The last training checkpoint's state (params, opt_state, EMA, batch_stats, rng) of the
+  run in `out`, which must have reached `steps`."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  with ocp.CheckpointManager(os.path.join(out, "checkpoints"), item_names=("state",)) as m:
+    assert m.latest_step() == steps
+    return m.restore(steps, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+
+
+def assert_same_state(a: dict, b: dict) -> int:
+  """Every leaf of two training states bitwise equal -> the number of leaves."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  leaves_a = jax.tree_util.tree_flatten_with_path(a)[0]
+  leaves_b = dict(jax.tree_util.tree_flatten_with_path(b)[0])
+  assert len(leaves_a) == len(leaves_b)
+  for path, va in leaves_a:
+    np.testing.assert_array_equal(np.asarray(va), np.asarray(leaves_b[path]),
+                                  err_msg=jax.tree_util.keystr(path))
+  return len(leaves_a)
+
+
 def random_variables(shapes, seed: int = 0):
   """Random values for every variable of a `recognizer.variable_shapes` tree (numpy: no XLA
   compile, where jit-compiling a model's `init` takes 10-20 s on 2 CPU cores): positive

@@ -1,5 +1,5 @@
 """Recognizer = backbone + MultiHead (PaddleOCR's BaseModel without transform/neck), and the
-registered PP-OCRv4_mobile_rec and PP-OCRv5_mobile_rec.
+registered PP-OCRv4_mobile_rec, PP-OCRv5_mobile_rec and its language variants.
 
 Plugging in another backbone (e.g. PPHGNet_small, SVTRv2, RepSVTR):
   * write a flax module with `__call__(x [B, H, W, 3], train: bool) -> [B, 1, T, C]` (NHWC,
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 
 from textrec.models import heads
 from textrec.models import pplcnetv3
-from textrec.models.registry import register_model
+from textrec.models.registry import V5_MOBILE_LANGUAGES, register_model
 
 
 def without_guide(model: nn.Module) -> nn.Module:
@@ -127,6 +127,19 @@ def pp_ocrv5_mobile_rec(num_classes: int = 18385, deploy: bool = False, dtype: A
   configs/rec/PP-OCRv5/PP-OCRv5_mobile_rec.yml differs from v4's only in the head widths);
   NRTR out 18388 by default."""
   return pp_ocrv4_mobile_rec(num_classes, deploy, dtype, nrtr_out_channels, with_nrtr, scale)
+
+
+def pp_ocrv5_mobile_language_rec(num_classes: int, deploy: bool = False,
+                                 dtype: Any = jnp.float32, nrtr_out_channels: int | None = None,
+                                 with_nrtr: bool = True, scale: float = 0.95) -> Recognizer:
+  """`<language>_PP-OCRv5_mobile_rec` (PaddleOCR's configs/rec/PP-OCRv5/multi_language/):
+  PP-OCRv5_mobile_rec's network; `num_classes` (no default) is the language's dictionary
+  + blank + space, as the weights or the dataset give it."""
+  return pp_ocrv4_mobile_rec(num_classes, deploy, dtype, nrtr_out_channels, with_nrtr, scale)
+
+
+for _lang in V5_MOBILE_LANGUAGES:
+  register_model(f"{_lang}_PP-OCRv5_mobile_rec")(pp_ocrv5_mobile_language_rec)
 
 
 def init_variables(model: Recognizer, rng: jax.Array, height: int = 48, width: int = 320,

@@ -36,6 +36,12 @@ BUILTIN: Dict[str, Dict[str, str]] = {
             "PP-LCNet_x1_0_textline_ori": "textrec.models.pplcnet",
             "PP-LCNet_x1_0_doc_ori": "textrec.models.pplcnet"},
 }
+# PaddleX's multilingual PP-OCRv5 recognizers `<language>_PP-OCRv5_mobile_rec`: the network of
+# PP-OCRv5_mobile_rec, the CTC head sized by each language's dictionary (recognizer.py).
+V5_MOBILE_LANGUAGES = ("arabic", "cyrillic", "devanagari", "el", "en", "eslav", "korean",
+                       "latin", "ta", "te", "th")
+BUILTIN["rec"].update({f"{lang}_PP-OCRv5_mobile_rec": "textrec.models.recognizer"
+                       for lang in V5_MOBILE_LANGUAGES})
 _MODELS: Dict[str, Dict[str, Callable]] = {k: {} for k in KINDS}
 
 

@@ -33,14 +33,19 @@ from textrec.runtime import settings
 from textrec.weights import onnx_import, paddle_program, pdiparams
 
 # Paddle's first layer class in a PIR program -> the models it usually is (for messages only).
-# PP-OCRv5_mobile_rec is PP-OCRv4_mobile_rec's network with a larger head; the server models
-# differ in their backbone (PPHGNet_small, PPHGNetV2_B4).
+# PP-OCRv5_mobile_rec (and its language variants) is PP-OCRv4_mobile_rec's network with another
+# head; the server models differ in their backbone (PPHGNet_small, PPHGNetV2_B4); the PP-OCRv6
+# sizes in the width of their first convolution.
 _BACKBONES = {"PPLCNetV3": "PP-OCRv4_mobile_rec, PP-OCRv5_mobile_rec",
               "PPHGNet": "PP-OCRv4_server_rec", "PPHGNetV2": "PP-OCRv5_server_rec",
-              "SVTRv2": "ch_SVTRv2_rec", "RepViT": "ch_RepSVTR_rec"}
+              "SVTRv2": "ch_SVTRv2_rec", "RepViT": "ch_RepSVTR_rec",
+              "PPLCNetV4": {48: "PP-OCRv6_small_rec", 24: "PP-OCRv6_tiny_rec",
+                            64: "PP-OCRv6_medium_rec"}}
 # CTC head width -> the PaddleOCR dictionary of that size (blank + characters + space), named
 # when a directory without inference.yml falls back to ppocr_keys_v1 and does not fit it.
-_HEAD_DICTS = {18385: "PP-OCRv5's ppocrv5_dict.txt (18383 characters)"}
+_HEAD_DICTS = {18385: "PP-OCRv5's ppocrv5_dict.txt (18383 characters)",
+               18710: "PP-OCRv6's ppocrv6_dict.txt (18708 characters)",
+               6906: "PP-OCRv6_tiny_rec's ppocrv6_tiny_dict.txt (6904 characters)"}
 _NAME = re.compile(r"^(?P<layer>.+)\.(?P<role>[wb])_(?P<i>\d+)$")
 
 Key = tuple[str, ...]
@@ -152,13 +157,21 @@ def _describe(layer: tuple, program: paddle_program.Program | None, shapes: Mapp
       f"{k[-1]}{list(_leaf(shapes, k).shape)}" for k in keys)
 
 
+def _likely_model(program: paddle_program.Program) -> str | None:
+  """The registered models a program's backbone usually belongs to (for messages only)."""
+  hint = _BACKBONES.get(program.backbone)
+  if isinstance(hint, dict):  # told apart by the first layer's output channels
+    hint = hint.get(program.params[program.uses[0]][0]) if program.uses else None
+  return hint
+
+
 def align(program: paddle_program.Program, model, shapes: Mapping, model_name: str,
           input_hw: tuple[int, int] = (48, 320)) -> dict[str, Key]:
   """{program tensor name: our variable key}; raises MismatchError at the first layer whose
   tensors do not fit (count, roles or shapes)."""
   theirs = _program_layers(program)
   ours = _our_layers(model, shapes, *input_hw)
-  hint = _BACKBONES.get(program.backbone)
+  hint = _likely_model(program)
   what = (f"its first layers are {program.backbone}'s"
           + (f" (as in {hint})" if hint else "")) if program.backbone else ""
   mapping: dict[str, Key] = {}
