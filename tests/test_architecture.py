@@ -33,7 +33,7 @@ STAGES = [
 ]
 # Third-party packages that may be imported inside a function: optional extras, and the
 # heavy libraries a fast command-line error must not wait for.
-LAZY_OK = {"onnx", "onnxruntime", "jax2onnx", "tensorflow", "openvino", "array_record",
+LAZY_OK = {"onnx", "onnxruntime", "jax2onnx", "onnx_ir", "tensorflow", "openvino", "array_record",
            "starlette", "uvicorn", "prometheus_client", "pypdfium2", "rapidocr_onnxruntime",
            "noto_cjk_sans_otc", "fontTools",
            "matplotlib", "jax", "jaxlib", "flax", "optax", "orbax", "grain", "cv2", "PIL"}
