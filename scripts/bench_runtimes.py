@@ -9,8 +9,10 @@ differed by 20-30 %, bursts of slowness that a median of few rounds still catche
               kernels it uses (textrec.runtime.xla_cpu: measured on first use) are printed
               under the row, and `--compare_libs` adds a column per variant, forced;
   * ort-ours  onnxruntime on textrec's own export of the same weights (cached in --cache);
-  * ort-off   onnxruntime on the official ONNX (PP-OCRv4 mobile only);
-  * openvino  OpenVINO on the official ONNX (mobile) / our export, if `openvino` is installed,
+  * ort-off   onnxruntime on the official ONNX, for every model that has one
+              (textrec/formats/official_files.py: v4 / v5 mobile, v6 small / tiny);
+  * openvino  OpenVINO on the official ONNX (where textrec runs the official weights) / our
+              export, if `openvino` is installed,
               with f32 arithmetic (INFERENCE_PRECISION_HINT=f32); where its default
               precision on this CPU is lower (bf16 on CPUs with AVX512_BF16 or AMX),
               `ov-bf16` adds it at its defaults — a different computation (its outputs
@@ -21,9 +23,11 @@ differed by 20-30 %, bursts of slowness that a median of few rounds still catche
               ../shared/fixtures/paddle_infer by default), with that directory's own weights;
               its outputs are checked against textrec reading the same directory.
 Every reference runs at its defaults (onnxruntime: its default thread count; Paddle: CPU,
-oneDNN as configured by default). Weights: mobile's official ones; the others random
+oneDNN as configured by default). Weights: see below; the others random
 deploy-form weights (the compute does not depend on the values) unless `--weights
-name=DIR` names a directory create_model reads. The last column is textrec / the fastest
+name=DIR` names a directory create_model reads. Weights: the official ones for every model
+that has an official ONNX (imported from it); where that import fails, random ones, said so,
+and ort-off is then timed but not compared. The last column is textrec / the fastest
 reference; under each model, its GFLOP per image and the GFLOP/s that textrec and the
 fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Each round
 runs the runtimes in a rotated order, each after a warm-up call and a `--pause`: OpenMP
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import pathlib
 import platform
@@ -54,7 +59,9 @@ from textrec.formats import inference_yml, official_files  # noqa: E402
 from textrec.inference import jax_backend, predictor  # noqa: E402
 from textrec.runtime import compile_cache  # noqa: E402
 
-MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec")
+MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec",
+          "PP-OCRv5_mobile_rec", "PP-OCRv5_server_rec", "PP-OCRv6_tiny_rec",
+          "PP-OCRv6_small_rec", "PP-OCRv6_medium_rec")
 FIXTURES = REPO.parent / "shared" / "fixtures" / "paddle_infer"
 
 
@@ -63,16 +70,24 @@ def _pairs(s: str) -> dict[str, str]:
 
 
 def weights(name: str, model_dir: str | None):
-  """-> (deploy module, deploy variables, charset, description)."""
+  """-> (deploy module, deploy variables, charset, description): model_dir's, else the
+  official ones where the model has an official ONNX, else (or when their import fails)
+  random ones."""
   import jax  # pylint: disable=g-import-not-at-top
 
+  from textrec import errors  # pylint: disable=g-import-not-at-top
   from textrec.export import export  # pylint: disable=g-import-not-at-top
   from textrec.models import recognizer, zoo  # pylint: disable=g-import-not-at-top
   from textrec.weights import official  # pylint: disable=g-import-not-at-top
 
-  if model_dir or name == "PP-OCRv4_mobile_rec":
-    module, variables, cs, src = export.load_weights(name, model_dir or "")
-    return module, variables, cs, src
+  if model_dir:
+    return export.load_weights(name, model_dir)
+  if name in official_files.names("rec"):
+    try:
+      return export.load_weights(name)
+    except (errors.TextrecError, ValueError, KeyError) as e:
+      print(f"  {name}: official weights not imported ({str(e).splitlines()[0][:160]}); "
+            "random ones instead", file=sys.stderr)
   cs = official.default_charset()
   train = jax_backend.flax_module(name, cs.num_classes, False)
   v = recognizer.init_variables(train, jax.random.PRNGKey(0), with_nrtr=False)
@@ -98,7 +113,8 @@ def forward_gflop(module, variables, batch: int = 1) -> float:
 def our_export(name: str, module, variables, cs, cache: pathlib.Path, src: str) -> str:
   from textrec.export import export  # pylint: disable=g-import-not-at-top
 
-  out = cache / name
+  # one cached export per model and weights (official, random or a directory's)
+  out = cache / f"{name}-{hashlib.sha1(src.encode()).hexdigest()[:10]}"
   if not (out / inference_yml.ONNX_FILE).is_file():
     print(f"  exporting {name} to ONNX (once; cached in {out}) ...", file=sys.stderr)
     export.export(name, module, variables, cs, str(out), "onnx", source=src)
@@ -243,9 +259,13 @@ def main() -> int:
                **{c: forced_runner(module, variables, c[4:]) for c in variants},
                "ort-ours": ort_runner(onnx_ours)}
     ref_onnx = onnx_ours
-    if name in official_files.names():
-      ref_onnx = official.official_onnx_path(name)
-      runners["ort-off"] = ort_runner(ref_onnx)
+    timed_only = set()  # runtimes on other weights than textrec's: timed, not compared
+    if name in official_files.names("rec"):
+      runners["ort-off"] = ort_runner(official.official_onnx_path(name))
+      if src.startswith("official"):
+        ref_onnx = official.official_onnx_path(name)
+      else:
+        timed_only.add("ort-off")
     if have["openvino"]:
       runners["openvino"] = openvino_runner(ref_onnx, "f32")
       for c in lower:
@@ -263,6 +283,9 @@ def main() -> int:
       ref = runners["textrec"](x)
       first = time.perf_counter() - t0
       for k, run in runners.items():
+        if k in timed_only:
+          run(x)
+          continue
         d = float(np.abs(np.asarray(run(x)) - (same_weights[k](x) if k in same_weights
                                                 else ref)).max())
         if d > 1e-3 and k not in lower:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 from typing import Callable, Iterator, Sequence
 
@@ -50,9 +51,41 @@ def _symbolic_dims_as_names() -> Iterator[None]:
 
   _core._maybe_convert_to_symbolic_dim = convert  # pylint: disable=protected-access
   try:
-    yield
+    with _scaled_dim_origins():
+      yield
   finally:
     _core._maybe_convert_to_symbolic_dim = saved  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def _scaled_dim_origins() -> Iterator[None]:
+  """Within: a symbol that jax2onnx 0.17 finds no input axis for (the detectors' "h" of an
+  input dimension "32*h", which a global mean divides by) is read as that axis over its
+  factor (Shape(x)[axis] / 32)."""
+  from jax2onnx.converter import lower_dimexpr  # pylint: disable=g-import-not-at-top
+
+  cls = lower_dimexpr.LowerDimExpr
+  saved = cls._get_dim_value  # pylint: disable=protected-access
+
+  def get_dim_value(self, name: str):
+    try:
+      return saved(self, name)
+    except ValueError:
+      origins = getattr(self.ctx, "_sym_origin_str", {})
+      for key in list(origins):
+        m = re.fullmatch(r"(\d+)\*" + re.escape(name), str(key).replace(" ", ""))
+        if m:
+          value = self._convert_op("floordiv", [saved(self, key),  # pylint: disable=protected-access
+                                                self._get_scalar(int(m.group(1)))])  # pylint: disable=protected-access
+          self.compute_cache[name] = value
+          return value
+      raise
+
+  cls._get_dim_value = get_dim_value  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    cls._get_dim_value = saved  # pylint: disable=protected-access
 
 
 @contextlib.contextmanager
@@ -136,14 +169,22 @@ def _einsum_to_matmul(model) -> int:
   return n
 
 
+@contextlib.contextmanager
+def conversion() -> Iterator[None]:
+  """Within: jax2onnx converts as textrec's exports need it (lax-level plugins, symbolic
+  dimensions by name, XLA's own convolutions, no native kernels, quiet logs)."""
+  with (quiet_serde(), _lax_level_plugins(), _symbolic_dims_as_names(), settings.conv_impl("xla"),
+        settings.native_kernels_off()):
+    yield
+
+
 def to_onnx(fn: Callable, height: int = preprocess.HEIGHT, opset: int = 17,
             name: str = "textrec", chars: Sequence[str] = ()):
   """fn (x f32[B, 3, height, W] -> probs) -> onnx.ModelProto with dynamic B and W."""
   import jax2onnx  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
 
-  with (quiet_serde(), _lax_level_plugins(), _symbolic_dims_as_names(), settings.conv_impl("xla"),
-        settings.native_kernels_off()):
+  with conversion():
     model = jax2onnx.to_onnx(fn, inputs=[("B", 3, height, "W")], opset=opset,
                              model_name=name, input_names=[INPUT_NAME],
                              output_names=[OUTPUT_NAME])

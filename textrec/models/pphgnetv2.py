@@ -46,7 +46,9 @@ def max_pool_same(x: jax.Array, window: int = 2) -> jax.Array:
   """Paddle MaxPool2D(window, stride 1, padding="SAME"): padded cells never win the max."""
   xp = pad_same(x, (window, window), -jnp.inf)
   h, w = x.shape[1], x.shape[2]
-  taps = [xp[:, i:i + h, j:j + w] for i in range(window) for j in range(window)]
+  # lax.slice, not indexing: with a symbolic h / w (ONNX export) indexing becomes a gather
+  taps = [jax.lax.slice(xp, (0, i, j, 0), (xp.shape[0], i + h, j + w, xp.shape[3]))
+          for i in range(window) for j in range(window)]
   out = taps[0]
   for t in taps[1:]:
     out = jnp.maximum(out, t)

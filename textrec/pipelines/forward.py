@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from textrec.errors import InputError
 from textrec.formats import inference_yml
 from textrec.inference import onnx_backend
 from textrec.models import registry
@@ -30,15 +31,24 @@ def model_fn(name: str, kind: str) -> Callable:
 
 
 class OnnxForward:
-  """onnxruntime on an exported inference.onnx (input NCHW; det output [B, 1, H, W])."""
+  """onnxruntime on an exported inference.onnx (input NCHW; det output [B, 1, H, W]; a cls
+  export's input has its model's fixed h x w, checked here)."""
 
   def __init__(self, path: str, kind: str):
     self.session = onnx_backend.session(path)
-    self.input = self.session.get_inputs()[0].name
+    inp = self.session.get_inputs()[0]
+    self.input = inp.name
+    # (h, w) when both are fixed in the graph, else None (det: any multiple of 32)
+    hw = tuple(inp.shape[2:4])
+    self.input_hw = hw if all(isinstance(d, int) for d in hw) else None
+    self.path = path
     self.kind = kind
     self.num_compiled = 0
 
   def __call__(self, x: np.ndarray) -> np.ndarray:
+    if self.input_hw is not None and tuple(np.shape(x)[1:3]) != self.input_hw:
+      raise InputError(f"{self.path}: takes inputs [B, {self.input_hw[0]}, "
+                       f"{self.input_hw[1]}, 3]; got {tuple(np.shape(x))}")
     nchw = np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2))
     y = self.session.run(None, {self.input: nchw})[0]
     return y[:, 0] if self.kind == "det" else y

@@ -62,3 +62,17 @@ def get(ocr_version: str | None) -> Generation:
   if name not in VERSIONS:
     raise UsageError(f"ocr_version must be one of {list(VERSIONS)}; got {ocr_version!r}")
   return VERSIONS[name]
+
+
+def of_det(det_model: str) -> Generation:
+  """The generation whose detector is `det_model`, else the one whose name begins it
+  (PP-OCRv6_tiny_det: PP-OCRv6), so every detector takes its generation's pre- and
+  post-processing; UsageError for a detector of none."""
+  for gen in VERSIONS.values():
+    if gen.det_model == det_model:
+      return gen
+  for name, gen in VERSIONS.items():
+    if det_model.startswith(name + "_"):
+      return gen
+  raise UsageError(f"{det_model!r} belongs to no ocr_version ({list(VERSIONS)}): its detection "
+                   "settings are unknown")
