@@ -133,23 +133,51 @@ class Fixture:
                 length=length, label_nrtr=label_nrtr)
 
 
+_CACHE: dict[str, tuple[Fixture, ts.Setup]] = {}
+
+
+def _prepare(model_cfg, paddle_train_dir, tmp_path_factory, ppocr_keys
+             ) -> tuple[Fixture, ts.Setup]:
+  """(Fixture, train_state.build from the replayed weights saved as a .pdparams (the config's
+  `train.pretrained`), dictionary ppocr_keys_v1 (IC15's dict.txt) with the space), once per
+  model."""
+  model, _ = model_cfg
+  if model not in _CACHE:
+    fx = Fixture(paddle_train_dir, *model_cfg)
+    path = tmp_path_factory.mktemp("weights") / f"{model}.pdparams"
+    pw.save_pdparams(fx.sd, path)
+    with fx.config.unlocked():
+      fx.config.train.pretrained = str(path)
+      fx.config.data.dict_path = str(ppocr_keys)
+    s = ts.build(fx.config, str(path.parent))
+    assert s.charset.num_classes == 6625 and not s.fresh_nrtr and not s.drop_nrtr, s.messages
+    _CACHE.clear()  # one model's arrays at a time
+    _CACHE[model] = (fx, s)
+  return _CACHE[model]
+
+
+# The cheap checks (no model run) for all four models; the 5-step runs with the slow marks.
+ALL = [pytest.param(p.values[0], id=p.id) for p in MODELS]
+
+
+@pytest.fixture(scope="module", params=ALL)
+def prepared(request, paddle_train_dir, tmp_path_factory, ppocr_keys):
+  return _prepare(request.param, paddle_train_dir, tmp_path_factory, ppocr_keys)
+
+
 @pytest.fixture(scope="module", params=MODELS)
-def fixture(request, paddle_train_dir) -> Fixture:
-  return Fixture(paddle_train_dir, *request.param)
+def fixture_setup(request, paddle_train_dir, tmp_path_factory, ppocr_keys):
+  return _prepare(request.param, paddle_train_dir, tmp_path_factory, ppocr_keys)
 
 
 @pytest.fixture(scope="module")
-def setup(fixture, tmp_path_factory, ppocr_keys) -> ts.Setup:
-  """train_state.build from the replayed weights saved as a .pdparams (the config's
-  `train.pretrained`), dictionary ppocr_keys_v1 (IC15's dict.txt) with the space."""
-  path = tmp_path_factory.mktemp("weights") / f"{fixture.model}.pdparams"
-  pw.save_pdparams(fixture.sd, path)
-  with fixture.config.unlocked():
-    fixture.config.train.pretrained = str(path)
-    fixture.config.data.dict_path = str(ppocr_keys)
-  s = ts.build(fixture.config, str(path.parent))
-  assert s.charset.num_classes == 6625 and not s.fresh_nrtr and not s.drop_nrtr, s.messages
-  return s
+def fixture(fixture_setup) -> Fixture:
+  return fixture_setup[0]
+
+
+@pytest.fixture(scope="module")
+def setup(fixture_setup) -> ts.Setup:
+  return fixture_setup[1]
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +215,9 @@ def run(fixture, setup) -> dict:
 
 
 # --------------------------------------------------------------------- without the model
-def test_per_parameter_rules(fixture, setup):
+def test_per_parameter_rules(prepared):
   """mu, c and lam of every trainable parameter, and the trainable set itself."""
+  fixture, setup = prepared
   params = setup.variables["params"]
   keys = flax_keys({"params": params}, fixture.param_names)
   ours = flax.traverse_util.flatten_dict({"params": params})
@@ -207,9 +236,10 @@ def test_per_parameter_rules(fixture, setup):
   assert not fixture.config.optim.clip_norm  # PaddleOCR's recipes clip nothing
 
 
-def test_optimizer_alone_step2(fixture, setup):
+def test_optimizer_alone_step2(prepared):
   """Two updates (lr 0, then 1e-4) from the stored step-1 gradient reproduce PaddleOCR's
   values after step 2 within a few (6) float32 ulps."""
+  fixture, setup = prepared
   cfg = fixture.config
   params = setup.variables["params"]
   tx, _ = optim.make_optimizer(cfg.optim, params, EPOCHS * STEPS_PER_EPOCH, STEPS_PER_EPOCH)
@@ -323,12 +353,13 @@ def test_step1_gradients(fixture, setup, run):
          - rules[k].l2 * np.asarray(p0[k], np.float64))
     got, want = stats(to_paddle(k, g)), fixture.rec["grad_stats"][0, i]
     # README: rtol per model, or (mobile's gradients through 151 train-mode BatchNorms are
-    # float32-noisy) per parameter from the float64 run, whichever is looser; the tiny mobile
-    # gradients (< 1e-5 |g|) by the float64 rule alone.
+    # float32-noisy) per parameter from the float64 run, whichever is looser. The tiny mobile
+    # gradients (< 1e-5 |g|: LearnableAffineBlock scales ahead of train-mode BatchNorms) by
+    # the float64 rule with a noise floor of 1e-6 |g| (README: below it float32 is noise).
     by_f64 = 10 * abs(want[0] - f64[i, 0]) + GRAD_FLOOR[m] * f64[i, 0]
     tol = max(GRAD_RTOL[m] * want[0], by_f64)
     if m == "PP-OCRv4_mobile_rec" and want[0] < 1e-5 * gnorm:
-      tol = by_f64
+      tol = max(by_f64, 1e-6 * gnorm)
     worst_l2 = max(worst_l2, _rel(got[0], want[0]))
     worst_sum = max(worst_sum, abs(got[1] - want[1]) / want[0])
     assert abs(got[0] - want[0]) <= tol, (n, got[0], want[0])
