@@ -78,6 +78,9 @@ def train_section() -> mlc.ConfigDict:
       # training and are not updated (their scale/bias still learn), a usual choice when
       # fine-tuning with small batches.
       freeze_bn=False,
+      # False: Dropout and DropPath are off in training (a deterministic step, e.g. to compare
+      # with PaddleOCR's trainer).
+      dropout=True,
   ))
 
 
@@ -92,6 +95,15 @@ def optim_section() -> mlc.ConfigDict:
       weight_decay=3e-5,     # L2 for adam, decoupled decay for adamw
       clip_norm=10.0,
   ))
+
+
+def paddle_recipe(name: str, lr: float, weight_decay: float) -> dict:
+  """`optim` values of a PaddleOCR recognition recipe (its yml's Optimizer section): Adam (+
+  coupled L2 `weight_decay`) or AdamW (decoupled `weight_decay`), beta1 0.9, beta2 0.999,
+  `Cosine` at `lr` with a 5-epoch linear warm-up from 0, no gradient clipping.
+  tests/test_paddle_trainer.py checks the steps it gives against PaddleOCR's trainer."""
+  return dict(name=name, lr=lr, weight_decay=weight_decay, beta1=0.9, beta2=0.999,
+              schedule="cosine", warmup_epochs=5.0, clip_norm=0.0)
 
 
 def evaluate_section() -> mlc.ConfigDict:

@@ -2,7 +2,7 @@
 
 Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_server_rec.yml: Adam
 (beta1 0.9, beta2 0.999) with L2 3e-5 (0 on the backbone's BatchNorms, 1e-5 on the CTC fc),
-cosine schedule, lr 1e-3 (8 GPUs x 128 images; PaddleOCR warms up for 5 of 200 epochs).
+cosine schedule, lr 1e-3 (8 GPUs x 128 images) after a 5-epoch warm-up, no clipping.
 
 No official weights ship in a PyPI package for this model: it trains from scratch unless
 --config.train.pretrained names PaddleOCR's weights (.pdparams or an inference directory).
@@ -15,7 +15,7 @@ import common  # noqa: E402
 
 
 def get_config():
-  c = common.base("PP-OCRv4_server_rec", optim=dict(name="adam", lr=1e-3, weight_decay=3e-5),
+  c = common.base("PP-OCRv4_server_rec", optim=common.paddle_recipe("adam", 1e-3, 3e-5),
                   train=dict(pretrained=""))
   c.lock()
   return c

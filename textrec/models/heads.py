@@ -6,12 +6,16 @@
 * Transformer (NRTR, the GTC guidance head): decoder-only by default (num_encoder_layers <= 0),
   `embedding/embedding`, `decoder_i/{self_attn/{qkv,out_proj},norm1,cross_attn/{q,kv,out_proj},
   norm2,mlp/{fc1,fc2},norm3}`, `tgt_word_prj`. The sinusoidal positional table (Paddle's
-  buffer `positional_encoding.pe`) is a constant here, not a variable.
+  buffer `positional_encoding.pe`) is a constant here, not a variable;
+  `nrtr_positional_table(pe)` replaces it at trace time (weights whose buffer is not the
+  sinusoid, e.g. the synthetic test fixtures).
 * MultiHead: `ctc_encoder` (SVTR neck) + `ctc_head`; in training with targets also
   `before_gtc_1/fc` (+ `before_gtc_2/dec_pos_embed` if use_pos) and `gtc_head`.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from typing import Any
 
@@ -23,6 +27,17 @@ import numpy as np
 from textrec.models import layers
 from textrec.models import light_svtr
 from textrec.models import svtr_neck
+from textrec.runtime import settings
+
+_PE_TABLE: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar(
+    "textrec_nrtr_pe", default=None)
+
+
+def nrtr_positional_table(pe: np.ndarray) -> contextlib.AbstractContextManager:
+  """Within this context (at trace time) the NRTR adds rows of `pe` [max_len, d_model] (Paddle's
+  `positional_encoding.pe` buffer, [max_len, 1, d_model] accepted too) instead of the sinusoid."""
+  pe = np.asarray(pe, np.float32)
+  return settings.scoped(_PE_TABLE, pe.reshape(pe.shape[0], pe.shape[-1]))
 
 
 def _uniform(limit: float):
@@ -190,7 +205,10 @@ class Transformer(nn.Module):
                             self.residual_dropout_rate, True, cross, dtype=self.dtype, name=name)
 
   def _add_pe(self, x: jax.Array, train: bool) -> jax.Array:
-    pe = jnp.asarray(sinusoid_table(x.shape[1], self.d_model), x.dtype)
+    table = _PE_TABLE.get()
+    if table is None:
+      table = sinusoid_table(x.shape[1], self.d_model)
+    pe = jnp.asarray(table[:x.shape[1]], x.dtype)
     return nn.Dropout(self.residual_dropout_rate, deterministic=not train)(x + pe[None])
 
   @nn.compact

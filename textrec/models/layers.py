@@ -42,6 +42,21 @@ def frozen_batch_norm() -> contextlib.AbstractContextManager:
   return settings.scoped(_BN_FROZEN, True)
 
 
+def dropout_off() -> contextlib.AbstractContextManager:
+  """Within this context (at trace time), every `nn.Dropout` and drop-path module
+  (a class named `DropPath`) returns its input, even when called in training: a training
+  step without randomness (as PaddleOCR's trainer records in tests/test_paddle_trainer.py)."""
+
+  def skip(next_fun, args, kwargs, context):
+    module = context.module
+    if context.method_name == "__call__" and (isinstance(module, nn.Dropout)
+                                              or type(module).__name__ == "DropPath"):
+      return args[0] if args else kwargs["inputs" if "inputs" in kwargs else "x"]
+    return next_fun(*args, **kwargs)
+
+  return nn.intercept_methods(skip)
+
+
 def bn_uses_batch_stats(train: bool) -> bool:
   """Whether a BatchNorm called with `train` normalises with (and folds in) batch stats."""
   return train and not _BN_FROZEN.get()

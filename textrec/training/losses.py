@@ -15,16 +15,20 @@ import jax.numpy as jnp
 import optax
 
 
-def ctc_loss(logits: jax.Array, labels: jax.Array, label_paddings: jax.Array) -> jax.Array:
-  """logits f32[B, T, C] (pre-softmax), labels i32[B, L], label_paddings f32[B, L] (1 = pad).
-
-  Returns the scalar batch mean of the per-sample CTC loss (blank id 0).
-  """
+def ctc_loss_per_sample(logits: jax.Array, labels: jax.Array,
+                        label_paddings: jax.Array) -> jax.Array:
+  """logits f32[B, T, C] (pre-softmax), labels i32[B, L], label_paddings f32[B, L] (1 = pad)
+  -> f32[B]: each sample's negative log-likelihood over all T steps (blank id 0), not
+  normalised by its length."""
   logits = logits.astype(jnp.float32)
   logit_paddings = jnp.zeros(logits.shape[:2], jnp.float32)
-  per_seq = optax.ctc_loss(logits, logit_paddings, labels, label_paddings.astype(jnp.float32),
-                           blank_id=0)
-  return per_seq.mean()
+  return optax.ctc_loss(logits, logit_paddings, labels, label_paddings.astype(jnp.float32),
+                        blank_id=0)
+
+
+def ctc_loss(logits: jax.Array, labels: jax.Array, label_paddings: jax.Array) -> jax.Array:
+  """The scalar batch mean of `ctc_loss_per_sample`."""
+  return ctc_loss_per_sample(logits, labels, label_paddings).mean()
 
 
 def smoothed_cross_entropy(logits: jax.Array, targets: jax.Array,

@@ -17,6 +17,7 @@ writes files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -95,11 +96,18 @@ def jit_train_step(model, tx, mesh: Mesh, train_cfg) -> Callable:
   """train_step bound to the model/optimiser and jitted over `mesh` (state replicated)."""
   fn = functools.partial(train_step, model=model, tx=tx, ctc_weight=train_cfg.ctc_weight,
                          nrtr_weight=train_cfg.nrtr_weight, ema_decay=train_cfg.ema_decay)
-  if train_cfg.get("freeze_bn", False):
+  contexts = []
+  if train_cfg.get("freeze_bn", False):  # BatchNorms use their running stats
+    contexts.append(layers.frozen_batch_norm)
+  if not train_cfg.get("dropout", True):  # Dropout and DropPath return their input
+    contexts.append(layers.dropout_off)
+  if contexts:
     step = fn
 
-    def fn(state, batch):  # traced inside the context: BatchNorms use their running stats
-      with layers.frozen_batch_norm():
+    def fn(state, batch):  # traced inside the contexts
+      with contextlib.ExitStack() as stack:
+        for c in contexts:
+          stack.enter_context(c())
         return step(state, batch)
   repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   return jax.jit(fn, in_shardings=(repl, data), out_shardings=(repl, repl))
