@@ -203,6 +203,7 @@ def ocr_section() -> mlc.ConfigDict:
       text_det_box_thresh=ph(float),
       text_det_unclip_ratio=ph(float),
       text_rec_score_thresh=0.0,
+      text_rec_padding="batch",  # PaddleX's (exact texts) | "bucket" (fewer compiles)
   ))
 
 

@@ -14,7 +14,6 @@ import textrec
 from textrec.pipelines import rapidocr_ref
 
 VERSIONS = ("PP-OCRv4", "PP-OCRv5", "PP-OCRv6")
-IMAGES = ("img_10.jpg", "img_12.jpg", "ger_2.jpg", "french_0.jpg")
 LINES = ("Invoice 2024-117", "Total due: 1,250.00 EUR", "Thank you for your order",
          "Payment within 30 days")
 
@@ -41,18 +40,27 @@ def pair(request):
           rapidocr_ref.ReferenceOCR(request.param))
 
 
-def test_defaults_match_the_reference_on_images(pair, ocr_images_dir):
+SAMPLE = ("img_10.jpg", "ger_1.jpg", "img623.jpg")  # turned 180; small; one-letter lines
+
+
+@pytest.mark.parametrize("which", ["sample", pytest.param("all", marks=pytest.mark.slow)])
+def test_defaults_match_the_reference_on_images(pair, ocr_images_dir, which):
+  """The OCR images set (all of it: `slow`): >= 98 % of lines with the same box and text.
+  PaddleX's batch padding, the pipeline's default, gave every line's text when this was
+  written (v5 191/191, v6 138/138; with "bucket" padding 189/191 and 131/138)."""
   version, pipe, ref = pair
   totals = []
-  for name in IMAGES:
-    img = cv2.imread(str(ocr_images_dir / name))
+  paths = sorted(ocr_images_dir.glob("*.jpg"))
+  for path in paths if which == "all" else [p for p in paths if p.name in SAMPLE]:
+    name = path.name
+    img = cv2.imread(str(path))
     res = next(pipe.predict(img))
     want = ref(img)
     assert res.ok, res.error
     assert res.doc_preprocessor_res["angle"] == want["angle"], name
     totals.append(rapidocr_ref.compare(res.rec_polys, res.rec_texts, want))
     print(version, name, totals[-1])
-  _check(totals, 20)
+  _check(totals, 100 if which == "all" else 8)
 
 
 def test_synthetic_page_upright_and_turned(pair):

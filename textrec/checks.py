@@ -14,7 +14,7 @@ from typing import Any
 
 from textrec.errors import UsageError
 from textrec.formats import official_files
-from textrec.inference import inputs, predict_files
+from textrec.inference import inputs, predict_files, predictor
 from textrec.models import registry
 from textrec.pipelines import ocr_versions
 from textrec.runtime import settings
@@ -51,6 +51,7 @@ def check_ocr(o: Any) -> None:
   """The `ocr` section (configs/ocr.py); None settings are the ocr_version's."""
   _one_of("ocr.pipeline", o.pipeline, ("OCR",))
   _one_of("ocr.ocr_version", o.ocr_version, tuple(ocr_versions.VERSIONS))
+  _one_of("ocr.text_rec_padding", o.text_rec_padding, predictor.PADDINGS)
   if o.text_det_limit_type is not None:
     _one_of("ocr.text_det_limit_type", o.text_det_limit_type, ("max", "min", "resize_long"))
   for flag in ("text_det_limit_side_len", "text_det_max_side_limit"):

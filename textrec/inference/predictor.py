@@ -34,6 +34,10 @@ from textrec.inference.results import TextRecResult
 from textrec.models import registry
 from textrec.runtime import compile_cache
 
+# How crops are padded: "bucket" (each to its own bucket width: batch-invariant, few
+# compiles) or "batch" (PaddleX's: a batch of ratio-sorted crops to its widest, any width).
+PADDINGS = ("bucket", "batch")
+
 # probs_fn: normalised BGR images f32[B, 48, W, 3] (NHWC) -> probabilities np f32[B, T, C].
 ProbsFn = Callable[[np.ndarray], np.ndarray]
 
@@ -61,13 +65,19 @@ class TextRecognizer:
   tall crop's width; PaddleOCR's OCR pipeline turns such crops (h/w >= 1.5) before
   recognition, without choosing the direction. `pad_batch`: pad each group's batch dim to
   `batch_sizes` (few jit compiles); False runs groups as they are (onnxruntime).
+  `padding` (PADDINGS): "batch" gives PaddleX's texts exactly, but a crop's text then
+  depends on its batch-mates (the SVTR necks attend over the padding too), and each new
+  width is a new program to compile under JAX.
   """
 
   def __init__(self, model_name: str, probs_fn: ProbsFn, charset: Charset,
                batch_size: int = 8, source: str = "", rotate_tall: float = 0.0,
-               pad_batch: bool = True):
+               pad_batch: bool = True, padding: str = "bucket"):
     if not rotate_tall >= 0:
       raise UsageError(f"rotate_tall must be >= 0 (0 = off); got {rotate_tall}")
+    if padding not in PADDINGS:
+      raise UsageError(f"padding must be one of {PADDINGS}; got {padding!r}")
+    self.padding = padding
     self.model_name = model_name
     self.probs_fn = probs_fn
     self.charset = charset
@@ -87,35 +97,43 @@ class TextRecognizer:
       raise UsageError(f"forward takes NCHW f32[B, 3, {preprocess.HEIGHT}, W]; got {x.shape}")
     return self.probs_fn(x.transpose(0, 2, 3, 1))
 
-  def recognize(self, images: Sequence[np.ndarray],
-                batch_size: int | None = None) -> list[tuple[str, float]]:
+  def recognize(self, images: Sequence[np.ndarray], batch_size: int | None = None,
+                padding: str | None = None) -> list[tuple[str, float]]:
     """BGR uint8 crops -> [(text, score)] in order; tall crops (see `rotate_tall`) also read
     turned 90 degrees each way, keeping the most confident reading."""
-    out = self._recognize_as_given(images, batch_size)
+    out = self._recognize_as_given(images, batch_size, padding)
     if self.rotate_tall > 0:
       tall = [i for i, im in enumerate(images) if im.shape[0] >= self.rotate_tall * im.shape[1]]
       for k in ((1, -1) if tall else ()):  # counter-clockwise, clockwise
         turned = [np.ascontiguousarray(np.rot90(images[i], k)) for i in tall]
-        for i, res in zip(tall, self._recognize_as_given(turned, batch_size)):
+        for i, res in zip(tall, self._recognize_as_given(turned, batch_size, padding)):
           if res[1] > out[i][1]:
             out[i] = res
     return out
 
-  def _recognize_as_given(self, images: Sequence[np.ndarray],
-                          batch_size: int | None = None) -> list[tuple[str, float]]:
-    """BGR uint8 crops -> [(text, score)] in order, each padded to its own bucket width.
+  def _recognize_as_given(self, images: Sequence[np.ndarray], batch_size: int | None = None,
+                          padding: str | None = None) -> list[tuple[str, float]]:
+    """BGR uint8 crops -> [(text, score)] in order.
 
-    Crops are sorted by aspect ratio and grouped by bucket width; each group's batch dim is
+    Crops are sorted by aspect ratio and grouped by bucket width (padding "bucket") or in
+    chunks of `batch_size` padded to the chunk's widest ("batch"); each group's batch dim is
     padded to one of `batch_sizes(max(batch_size, len(group)))` (when `pad_batch`).
     """
     bs = int(batch_size or self.batch_size)
     out: list[tuple[str, float] | None] = [None] * len(images)
-    widths = [preprocess.predict_width(im) for im in images]
     order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
-    groups: dict[int, list[int]] = {}
-    for i in order:
-      groups.setdefault(widths[i], []).append(i)
-    for width, idx in sorted(groups.items()):
+    padding = padding or self.padding
+    if padding not in PADDINGS:
+      raise UsageError(f"padding must be one of {PADDINGS}; got {padding!r}")
+    if padding == "batch":  # PaddleX's: chunks of bs, each padded to its widest crop
+      groups = [(preprocess.batch_width(images[i] for i in order[s:s + bs]), order[s:s + bs])
+                for s in range(0, len(order), bs)]
+    else:
+      by_width: dict[int, list[int]] = {}
+      for i in order:
+        by_width.setdefault(preprocess.predict_width(images[i]), []).append(i)
+      groups = sorted(by_width.items())
+    for width, idx in groups:
       sizes = batch_sizes(max(bs, len(idx)))
       pad_to = next(s for s in sizes if s >= len(idx)) if self.pad_batch else len(idx)
       x = np.zeros((pad_to, preprocess.HEIGHT, width, 3), np.float32)
@@ -181,8 +199,8 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
 
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,
                  dict_path: str | None = None, rotate_tall: float = 0.0,
-                 prefix: str | None = None, session_config: dict[str, str] | None = None
-                 ) -> TextRecognizer:
+                 prefix: str | None = None, session_config: dict[str, str] | None = None,
+                 padding: str = "bucket") -> TextRecognizer:
   """PaddleX's `create_model`: a TextRecognizer for registered model `name`.
 
   model_dir (told apart by content): None for the official weights, a Paddle inference dir
@@ -192,7 +210,7 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
   (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
   prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
   `TextRecognizer`. session_config: onnxruntime session config entries, for an exported dir.
-  Paths may start with `~`.
+  padding: "bucket" (default) or "batch" (PaddleX's; `TextRecognizer`). Paths may start with `~`.
   """
   model_dir = os.path.expanduser(model_dir) if model_dir else None
   dict_path = os.path.expanduser(dict_path) if dict_path else None
@@ -203,7 +221,8 @@ def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_si
     compile_cache.enable()  # a fresh process reuses earlier runs' compiled programs
   probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
-                        rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"))
+                        rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"),
+                        padding=padding)
 
 
 # ----------------------------------------------------------------------------- CLI

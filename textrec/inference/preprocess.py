@@ -7,7 +7,7 @@ on the right.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -60,6 +60,13 @@ def predict_width(img: np.ndarray, height: int = HEIGHT,
   """Pad width for one crop at inference: its own resized width rounded up to a bucket."""
   h, w = img.shape[:2]
   return bucket_width(max(MIN_WIDTH, resized_width(h, w, height, buckets[-1])), buckets)
+
+
+def batch_width(images: Iterable[np.ndarray], height: int = HEIGHT) -> int:
+  """PaddleX's pad width for a batch of crops: int(height * r), r the largest width / height
+  ratio of the crops and of MIN_WIDTH x height, at most MAX_WIDTH."""
+  ratio = max([MIN_WIDTH / height] + [im.shape[1] / im.shape[0] for im in images])
+  return min(int(height * ratio), MAX_WIDTH)
 
 
 def ensure_bgr(img: np.ndarray) -> np.ndarray:

@@ -82,7 +82,7 @@ class OCRPipeline:
   def __init__(self, detector: TextDetector, recognizer, orientation: TextlineOrientation | None,
                params: OCRParams = OCRParams(), text_recognition_batch_size: int = 6,
                db_extra: dict[str, Any] | None = None, doc_orientation=None,
-               ocr_version: str | None = None):
+               ocr_version: str | None = None, rec_padding: str = "batch"):
     self.detector = detector
     self.recognizer = recognizer
     self.orientation = orientation
@@ -90,6 +90,7 @@ class OCRPipeline:
     self.params = params
     self.ocr_version = ocr_version
     self.rec_batch_size = int(text_recognition_batch_size)
+    self.rec_padding = rec_padding
     self.db_extra = dict(db_extra or {})
     self._check(params)  # checks the defaults now, not at the first image
 
@@ -140,7 +141,8 @@ class OCRPipeline:
     if params.use_textline_orientation and crops:
       crops, angles, _ = self.orientation(crops)
     t3 = time.perf_counter()
-    read = self.recognizer.recognize(crops, self.rec_batch_size) if crops else []
+    read = (self.recognizer.recognize(crops, self.rec_batch_size, self.rec_padding)
+            if crops else [])
     t4 = time.perf_counter()
     keep = [i for i, (_, s) in enumerate(read) if s >= params.text_rec_score_thresh]
     return OCRResult(
@@ -188,7 +190,7 @@ def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
                     text_det_use_dilation: bool = False, text_det_score_mode: str = "fast",
                     text_det_max_candidates: int | None = None,
                     rec_dict_path: str | None = None, recognizer=None,
-                    **params) -> OCRPipeline:
+                    text_rec_padding: str = "batch", **params) -> OCRPipeline:
   """PaddleX's `create_pipeline("OCR")` on textrec's models (module doc).
 
   ocr_version: "PP-OCRv4" | "PP-OCRv5" (None: this) | "PP-OCRv6": the generation whose
@@ -202,11 +204,18 @@ def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
   ImageNet's, PaddleOCR's); det_pad_to: pad detection inputs to multiples of this (fewer
   compiled shapes). text_det_use_dilation / score_mode / max_candidates: DBPostProcess's
   other settings. doc_unwarping_model_dir: UVDoc weights (not implemented yet).
+  text_rec_padding: "batch" (PaddleX's: batches of `text_recognition_batch_size`
+  ratio-sorted crops, each padded to its widest: PaddleX's texts exactly, but one compile per
+  new width under JAX) or "bucket" (each crop padded to its own width bucket, as
+  `create_model` does: a line's text does not depend on the other lines, fewer compiles).
   recognizer: an existing TextRecognizer to use instead of loading rec_model.
   """
   if pipeline not in PIPELINES:
     raise UnknownNameError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
   gen = ocr_versions.get(ocr_version)
+  if text_rec_padding not in predictor.PADDINGS:
+    raise UsageError(f"text_rec_padding must be one of {predictor.PADDINGS}; got "
+                     f"{text_rec_padding!r}")
   home = lambda p: os.path.expanduser(p) if p else None  # noqa: E731  (`~/...` paths)
   rec_model_dir, det_model_dir = home(rec_model_dir), home(det_model_dir)
   cls_model_dir, rec_dict_path = home(cls_model_dir), home(rec_dict_path)
@@ -250,4 +259,5 @@ def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
                                                    model_dir=doc_orientation_model_dir)
   return OCRPipeline(detector, recognizer, orientation, p, text_recognition_batch_size,
                      db_extra, doc_orientation=doc_ori,
-                     ocr_version=ocr_version or ocr_versions.DEFAULT)
+                     ocr_version=ocr_version or ocr_versions.DEFAULT,
+                     rec_padding=text_rec_padding)

@@ -22,6 +22,7 @@ def pipeline_from_config(config, recognizer=None):
                 doc_orientation_model_dir=o.doc_orientation_model_dir or None,
                 doc_unwarping_model_dir=o.doc_unwarping_model_dir or None,
                 textline_orientation_thresh=o.textline_orientation_thresh,
+                text_rec_padding=o.text_rec_padding,
                 text_recognition_batch_size=int(config.predict.batch_size), **params)
   if recognizer is None:
     return ocr.create_pipeline(o.pipeline, rec_model=config.model.name or None,

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from textrec.formats import official_files
-from textrec.pipelines import ocr_versions
+from textrec.pipelines import ocr_versions, rotate
 
 # RapidOCR 1.4.4's config.yaml in the OCR pipeline's parameter names.
 RAPIDOCR_DEFAULTS = dict(text_det_limit_side_len=736, text_det_limit_type="min",
@@ -178,7 +178,7 @@ class ReferenceOCR:
     p, angle = self.p, -1
     if p["use_doc_orientation_classify"]:
       angle = self.doc_angle(img)
-      img = np.ascontiguousarray(np.rot90(img, angle // 90))
+      img = rotate.rotate(img, angle)  # PaddleX's rotate_image (one black edge row/column)
     x = det_resize(img, p["text_det_limit_side_len"], p["text_det_limit_type"],
                    p["text_det_max_side_limit"])
     prob = self.det(_imagenet_chw(x)[None])  # the BGR image as read, as PaddleX's det
@@ -193,8 +193,10 @@ class ReferenceOCR:
     boxes = np.asarray(self.engine.sorted_boxes(boxes), np.float32)
     crops = self.engine.get_crop_img_list(img, [b.copy() for b in boxes])
     if p["use_textline_orientation"]:
-      crops = [cv2.rotate(c, cv2.ROTATE_180) if f else c
-               for c, f in zip(crops, self.textline_flips(crops))]
+      turn = ((lambda c: cv2.rotate(c, cv2.ROTATE_180))  # RapidOCR's, for the v2.0 model
+              if self.gen.cls_model == "ch_ppocr_mobile_v2.0_cls"
+              else (lambda c: rotate.rotate(c, 180)))   # PaddleX's rotate_image
+      crops = [turn(c) if f else c for c, f in zip(crops, self.textline_flips(crops))]
     read, _ = self.rec(crops)
     keep = [i for i, (_, s) in enumerate(read) if s >= p["text_rec_score_thresh"]]
     return dict(angle=angle, polys=boxes[keep], texts=[read[i][0] for i in keep],
