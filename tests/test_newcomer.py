@@ -184,7 +184,7 @@ for key in checks.PATH_KEYS:
   r = _python(home, code)
   _ok(r)
   got = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
-  assert len(got) == 12, got
+  assert len(got) == 14, got  # 12 + the doc orientation and unwarping model dirs
   for key, value in got.items():
     if key == "predict.input":
       assert value == f"{home}/a,{home}/b"

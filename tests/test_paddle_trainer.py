@@ -38,7 +38,7 @@ PE = "head.gtc_head.positional_encoding.pe"
 STEPS, EPOCHS, STEPS_PER_EPOCH = 5, 10, 2
 slow = pytest.mark.slow
 MODELS = [
-    pytest.param(("PP-OCRv4_mobile_rec", "v4_mobile"), id="PP-OCRv4_mobile_rec"),
+    pytest.param(("PP-OCRv4_mobile_rec", "v4_mobile"), id="PP-OCRv4_mobile_rec", marks=slow),
     pytest.param(("PP-OCRv4_server_rec", "v4_server"), id="PP-OCRv4_server_rec", marks=slow),
     pytest.param(("ch_SVTRv2_rec", "svtrv2"), id="ch_SVTRv2_rec", marks=slow),
     pytest.param(("ch_RepSVTR_rec", "repsvtr"), id="ch_RepSVTR_rec"),
@@ -156,7 +156,8 @@ def _prepare(model_cfg, paddle_train_dir, tmp_path_factory, ppocr_keys
   return _CACHE[model]
 
 
-# The cheap checks (no model run) for all four models; the 5-step runs with the slow marks.
+# The cheap checks (no model run) for all four models; the 5-step runs with the slow marks
+# (RepSVTR's, the quickest to compile, in the default run).
 ALL = [pytest.param(p.values[0], id=p.id) for p in MODELS]
 
 
