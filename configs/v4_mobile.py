@@ -3,8 +3,9 @@
 Hyper-parameters as PaddleOCR's configs/rec/PP-OCRv4/PP-OCRv4_mobile_rec.yml (optimiser and
 schedule: tests/test_paddle_trainer.py).
 
-Run (fine-tunes the official weights on the embedded demo dataset, then evaluates):
-  python -m textrec.main --config=configs/v4_mobile.py
+Train (from the official weights, on DATA in PaddleX's layout; without dataset_dir on the
+embedded demo dataset; configs/v4_mobile_finetune.py has the values for small sets):
+  python -m textrec.main --config=configs/v4_mobile.py --config.dataset_dir=DATA
 Predict (PATH: an image, a directory or a comma list; results in output/predict/, or
 --config.predict.output_dir=DIR; `~` works in every path):
   python -m textrec.main --config=configs/v4_mobile.py --config.mode=predict \

@@ -27,7 +27,8 @@ def _paddle_cosine(s: int, lr: float, epochs: int, spe: int, warmup_epochs: floa
   return lr * 0.5 * (1 + math.cos(math.pi * (s - w) / t_max))
 
 
-@pytest.mark.parametrize("epochs,spe,warmup_epochs", [(10, 2, 5), (20, 7, 2.5), (4, 25, 0)])
+@pytest.mark.parametrize("epochs,spe,warmup_epochs",
+                         [(10, 2, 5), (20, 7, 2.5), (4, 25, 0), (1, 32, 5)])  # last: all warmup
 def test_cosine_matches_paddle_formula(epochs, spe, warmup_epochs):
   lr, total = 1e-3, epochs * spe
   schedule = optim.make_schedule(_cfg("cosine", lr, warmup_epochs), total, spe)

@@ -113,9 +113,9 @@ def constant_schedule(lr: float, warmup_steps: int) -> optax.Schedule:
 
 def make_schedule(cfg, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
   """lr(count) for `config.optim`, count 0-based (the first update uses lr(0) = 0 with a
-  warmup, as Paddle's). Warmup steps = round(warmup_epochs * steps_per_epoch), below total."""
+  warmup, as Paddle's). Warmup steps = round(warmup_epochs * steps_per_epoch), even when
+  the run is shorter (Paddle's LinearWarmup then ramps for the whole run, never at `lr`)."""
   warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-  warmup = min(warmup, max(total_steps - 1, 0))
   if cfg.schedule == "cosine":
     return cosine_schedule(cfg.lr, total_steps, warmup)
   if cfg.schedule == "constant":
