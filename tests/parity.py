@@ -30,6 +30,19 @@ def forward(model, variables, x: jax.Array) -> dict[str, np.ndarray]:
   return res
 
 
+def training_shapes(model, width: int = 256, targets: int = 27) -> tuple[dict, dict]:
+  """(variable shapes, output shapes) of `model` in training mode with NRTR targets and its
+  features, traced only (nothing compiles): x [1, 48, width, 3], targets i32[1, targets]."""
+  shapes = recognizer.variable_shapes(model)
+  x = jax.ShapeDtypeStruct((1, 48, width, 3), jnp.float32)
+  tgt = jax.ShapeDtypeStruct((1, targets), jnp.int32)
+  out, _ = jax.eval_shape(
+      lambda v, x, t: model.apply(v, x, train=True, nrtr_targets=t, return_features=True,
+                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}),
+      shapes, x, tgt)
+  return shapes, out
+
+
 def maxdiff(a: np.ndarray, b: np.ndarray) -> float:
   assert a.shape == b.shape, (a.shape, b.shape)
   return float(np.abs(a - b).max())

@@ -23,7 +23,7 @@ import pytest
 
 import parity
 from paddle_ref import load_io, manifest
-from textrec.models import recognizer, registry
+from textrec.models import registry
 from textrec.runtime import settings
 from textrec.weights import paddle as pw
 
@@ -91,16 +91,11 @@ def test_server_training_forward_shapes():
   """Training mode of the full PP-OCRv5_server_rec, traced only (nothing compiles): the backbone
   pools to T = 40 (PaddleOCR's adaptive_avg_pool2d([1, 40])), NRTR predicts 18388 + 1 classes."""
   model = registry.get_model(SERVER)()
-  shapes = recognizer.variable_shapes(model)
-  x = jax.ShapeDtypeStruct((1, 48, 256, 3), jnp.float32)
-  tgt = jax.ShapeDtypeStruct((1, 27), jnp.int32)
-  out, _ = jax.eval_shape(
-      lambda v, x, t: model.apply(v, x, train=True, nrtr_targets=t, return_features=True,
-                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}),
-      shapes, x, tgt)
+  shapes, out = parity.training_shapes(model)
   assert out["backbone_feat"].shape == (1, 1, 40, 2048)
   assert out["ctc_logits"].shape == (1, 40, NUM_CLASSES)
   assert out["nrtr_logits"].shape == (1, 26, NUM_CLASSES + 3 + 1)
+  x = jax.ShapeDtypeStruct((1, 48, 256, 3), jnp.float32)
   y = jax.eval_shape(lambda v, x: model.apply(v, x), shapes, x)
   assert y["ctc_logits"].shape == (1, 32, NUM_CLASSES)  # eval: T = W/8
 

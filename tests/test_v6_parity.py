@@ -113,17 +113,12 @@ def test_medium_training_forward_shapes():
   """Training mode of PP-OCRv6_medium_rec, traced only (nothing compiles): the backbone pools
   to T = 40, NRTR (dim 512) predicts 18713 + 1 classes."""
   model = registry.get_model(MEDIUM)()
-  shapes = recognizer.variable_shapes(model)
+  shapes, out = parity.training_shapes(model)
   assert shapes["params"]["head"]["before_gtc_1"]["fc"]["kernel"].shape == (768, 512)
-  x = jax.ShapeDtypeStruct((1, 48, 256, 3), jnp.float32)
-  tgt = jax.ShapeDtypeStruct((1, 27), jnp.int32)
-  out, _ = jax.eval_shape(
-      lambda v, x, t: model.apply(v, x, train=True, nrtr_targets=t, return_features=True,
-                                  mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)}),
-      shapes, x, tgt)
   assert out["backbone_feat"].shape == (1, 1, 40, 768)
   assert out["ctc_logits"].shape == (1, 40, 18710)
   assert out["nrtr_logits"].shape == (1, 26, 18713 + 1)
+  x = jax.ShapeDtypeStruct((1, 48, 256, 3), jnp.float32)
   y = jax.eval_shape(lambda v, x: model.apply(v, x), shapes, x)
   assert y["ctc_logits"].shape == (1, 32, 18710)  # eval: T = W/8
 
