@@ -155,6 +155,10 @@ def serve_section() -> mlc.ConfigDict:
       max_delay_ms=5.0,        # how long a batch waits for company after its first image
       max_queue=256,           # images waiting; beyond it requests get 503 + Retry-After
       max_image_pixels=16_000_000,  # width x height from the header, checked before decoding
+      max_pdf_pages=10,        # a PDF with more pages gets 413 (PaddleX serving's
+                               # max_num_input_imgs); 0 = any number
+      max_pdf_page_pixels=16_000_000,  # a page's pixels at 144 dpi, from its size in points,
+                                       # checked before rendering; larger gets 413
       max_body_bytes=8_000_000,     # larger request bodies get 413
       timeout_s=30.0,          # per request; 504 past it
       access_log=False,        # uvicorn's per-request log lines

@@ -1,10 +1,14 @@
 """Streaming iteration over predict inputs.
 
-An input is a path (image file or directory; `~` expanded), a BGR np.ndarray (one image
-[H, W(, C)] or a stack [N, H, W, C]), or a list of these. `iter_inputs` yields one `Item` per
-image, reading each file only when the item is pulled, so a directory is never held in
-memory. A bad input yields an `Item` whose `error` names it and says what is wrong, instead
-of raising.
+An input is a path (image file, PDF or directory; `~` expanded), a BGR np.ndarray (one image
+[H, W(, C)] or a stack [N, H, W, C]), the bytes of an encoded image or of a PDF, or a list of
+these. `iter_inputs` yields one `Item` per image or PDF page, reading each file only when the
+item is pulled, so a directory is never held in memory. A file is a PDF by its content
+(`%PDF-`), whatever its name; a directory's files are taken by their extension (images and
+`.pdf`, as PaddleX's ImageBatchSampler). A PDF gives one item per page, `page_index` 0, 1, ...
+(textrec/inference/pdf.py renders them as PaddleX does); an image's `page_index` is None. A bad
+input (an encrypted or broken PDF, too many pages) yields an `Item` whose `error` names it
+(and the page) and says what is wrong, instead of raising.
 """
 from __future__ import annotations
 
@@ -22,28 +26,33 @@ import warnings
 import cv2
 import numpy as np
 
+from textrec.errors import InputError
+from textrec.inference import pdf as pdf_lib
 from textrec.inference import preprocess
 
 SKIPPED = "; skipped"  # ends the error of a directory's non-image file
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm",
               ".pgm", ".ppm", ".pnm")
+PDF_EXTS = (".pdf",)
 
 
 @dataclasses.dataclass
 class Item:
   """One input image, or the reason it could not be read.
 
-  input_path: the file, or None for an array input; index: position in the input stream;
-  image: BGR uint8 [H, W, 3] (None when `error` is set).
+  input_path: the file, or None for an array / bytes input; index: position in the stream
+  of items (a PDF's pages count one each); image: BGR uint8 [H, W, 3] (None when `error` is
+  set); page_index: the page of a PDF (0-based, PaddleX's), None for an image.
   """
   index: int
   input_path: str | None
   image: np.ndarray | None = None
   error: str | None = None
+  page_index: int | None = None
 
 
-def _is_image_name(path: str) -> bool:
-  return path.lower().endswith(IMAGE_EXTS)
+def _is_input_name(path: str) -> bool:
+  return path.lower().endswith(IMAGE_EXTS + PDF_EXTS)
 
 
 def check_image(img: Any, name: str) -> tuple[np.ndarray | None, str | None]:
@@ -115,18 +124,24 @@ def decode_image(buf: bytes | np.ndarray, name: str) -> tuple[np.ndarray | None,
   return check_image(img, name)
 
 
-def read_image(path: str) -> tuple[np.ndarray | None, str | None]:
-  """Decodes an image file as OpenCV's imread(IMREAD_COLOR) does -> (BGR uint8, None) or
-  (None, error naming the file)."""
+def read_file(path: str) -> tuple[bytes | None, str | None]:
+  """A file's bytes, or (None, error naming the file)."""
   if not os.path.exists(path):
     return None, f"{path}: no such file"
   if os.path.isdir(path):
     return None, f"{path}: is a directory"
   try:
-    buf = np.fromfile(path, dtype=np.uint8)
+    with open(path, "rb") as f:
+      return f.read(), None
   except OSError as e:
     return None, f"{path}: cannot read ({e.strerror or e})"
-  return decode_image(buf, path)
+
+
+def read_image(path: str) -> tuple[np.ndarray | None, str | None]:
+  """Decodes an image file as OpenCV's imread(IMREAD_COLOR) does -> (BGR uint8, None) or
+  (None, error naming the file)."""
+  buf, err = read_file(path)
+  return (None, err) if err else decode_image(buf, path)
 
 
 def _walk_dir(root: str) -> Iterator[str]:
@@ -144,13 +159,15 @@ def _expand(inp: Any, name: str) -> Iterator[tuple[str | None, Any]]:
     path = os.path.expanduser(os.fspath(inp))
     if os.path.isdir(path):
       for f in _walk_dir(path):
-        if _is_image_name(f):
+        if _is_input_name(f):
           yield f, f
         else:
           ext = pathlib.Path(f).suffix or "(none)"
           yield f, _Error(f"{f}: not an image file (extension {ext}){SKIPPED}")
     else:
       yield path, path
+  elif isinstance(inp, (bytes, bytearray, memoryview)):
+    yield None, _Bytes(bytes(inp), name)
   elif isinstance(inp, np.ndarray) and inp.ndim == 4:
     for i in range(inp.shape[0]):
       yield None, inp[i]
@@ -164,7 +181,8 @@ def _expand(inp: Any, name: str) -> Iterator[tuple[str | None, Any]]:
         yield from _expand(x, f"{name}[{j}]")
   else:
     yield None, _Error(f"{name}: unsupported input type {type(inp).__name__}; expected a "
-                       "path, a directory, a BGR np.ndarray or a list of these")
+                       "path, a directory, a BGR np.ndarray, image or PDF bytes or a list of "
+                       "these")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,17 +190,73 @@ class _Error:
   message: str
 
 
-def iter_inputs(inputs: Any) -> Iterator[Item]:
-  """Yields one Item per image of `inputs`, in order, reading files as they are pulled."""
-  for index, (path, x) in enumerate(_expand(inputs, "input")):
-    if isinstance(x, _Error):
-      yield Item(index, path, error=x.message)
-    elif isinstance(x, str):
-      img, err = read_image(x)
-      yield Item(index, x, image=img, error=err)
-    else:
-      img, err = check_image(x, f"input array #{index}")
-      yield Item(index, None, image=img, error=err)
+@dataclasses.dataclass(frozen=True)
+class _Bytes:
+  data: bytes
+  name: str
+
+
+def _pdf_pages(data: bytes, name: str, max_pages: int | None, max_page_pixels: int | None
+               ) -> Iterator[tuple[np.ndarray | None, str | None, int | None]]:
+  """(page, None, page_index) per page of a PDF, or (None, error, page_index) for a page
+  that fails (the next pages still come), or one (None, error, None) when the whole PDF
+  fails (unreadable, encrypted, over a limit)."""
+  try:
+    doc = pdf_lib.open_pdf(data, name)
+  except InputError as e:
+    yield None, str(e), None
+    return
+  try:
+    try:
+      n = pdf_lib.check_pages(doc, name, max_pages=max_pages, max_page_pixels=max_page_pixels)
+    except InputError as e:
+      yield None, str(e), None
+      return
+    for i in range(n):
+      try:
+        yield pdf_lib.render_page(doc, i, name), None, i
+      except InputError as e:
+        yield None, str(e), i
+  finally:
+    doc.close()
+
+
+def _read(x: Any, index: int, pdf_limits: tuple[int | None, int | None]
+          ) -> Iterator[tuple[np.ndarray | None, str | None, int | None]]:
+  """One expanded input -> (image, error, page_index) per image: one for an image or an
+  array, one per page for a PDF (a file or bytes by its content; pdf_limits: max pages,
+  max page pixels)."""
+  if isinstance(x, _Error):
+    yield None, x.message, None
+    return
+  if isinstance(x, str):
+    data, err = read_file(x)
+    if err:
+      yield None, err, None
+      return
+    name = x
+  elif isinstance(x, _Bytes):
+    data, name = x.data, f"{x.name} (bytes)"
+  else:
+    yield (*check_image(x, f"input array #{index}"), None)
+    return
+  if pdf_lib.is_pdf(data):
+    yield from _pdf_pages(data, name, *pdf_limits)
+  else:
+    yield (*decode_image(data, name), None)
+
+
+def iter_inputs(inputs: Any, *, max_pdf_pages: int | None = None,
+                max_pdf_page_pixels: int | None = pdf_lib.MAX_PAGE_PIXELS) -> Iterator[Item]:
+  """Yields one Item per image or PDF page of `inputs`, in order, reading files as they are
+  pulled. max_pdf_pages: a PDF with more pages is one failed item (None: any number, as
+  PaddleX's pipelines); max_pdf_page_pixels: a PDF with a page over it at the render zoom is
+  one failed item (default: OpenCV's own cap on a decoded image; None: no limit)."""
+  index = 0
+  for path, x in _expand(inputs, "input"):
+    for img, err, page in _read(x, index, (max_pdf_pages, max_pdf_page_pixels)):
+      yield Item(index, path, image=img, error=err, page_index=page)
+      index += 1
 
 
 def error_reason(error: str, path: str | None) -> tuple[str, bool]:

@@ -157,10 +157,11 @@ class TextRecognizer:
       texts = iter(self.recognize([it.image for it in good], bs) if good else [])
       for it in chunk:
         if it.error is not None:
-          yield TextRecResult(it.index, it.input_path, error=it.error)
+          yield TextRecResult(it.index, it.input_path, error=it.error, page_index=it.page_index)
         else:
           text, score = next(texts)
-          yield TextRecResult(it.index, it.input_path, text, score, input_img=it.image)
+          yield TextRecResult(it.index, it.input_path, text, score, input_img=it.image,
+                              page_index=it.page_index)
 
   __call__ = predict
 

@@ -143,9 +143,10 @@ class ResultFiles:
       print(self.json)
 
   def _stem(self) -> str:
-    if self.input_path:
-      return pathlib.Path(self.input_path).stem
-    return f"array_{self.index}"
+    """The input's stem, `<stem>_<page_index>` for a PDF page (PaddleX's file names)."""
+    stem = pathlib.Path(self.input_path).stem if self.input_path else f"array_{self.index}"
+    page = getattr(self, "page_index", None)
+    return stem if page is None else f"{stem}_{page}"
 
   def _target(self, save_path: str | os.PathLike, exts: tuple[str, ...], ext: str,
               suffix: str = "_res") -> str:
@@ -178,7 +179,7 @@ class TextRecResult(ResultFiles):
   rec_score: float = 0.0
   input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
   error: str | None = None
-  page_index: None = None
+  page_index: int | None = None
 
   @property
   def json(self) -> dict[str, Any]:

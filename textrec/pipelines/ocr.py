@@ -119,8 +119,8 @@ class OCRPipeline:
     return self._check(p)
 
   def ocr_image(self, img: np.ndarray, params: OCRParams, index: int = 0,
-                input_path: str | None = None) -> OCRResult:
-    """BGR uint8 [H, W, 3] -> OCRResult."""
+                input_path: str | None = None, page_index: int | None = None) -> OCRResult:
+    """BGR uint8 [H, W, 3] -> OCRResult (page_index: the PDF page it is, else None)."""
     det = params.det_params(self.db_extra)
     t0 = time.perf_counter()
     doc_res = None
@@ -146,7 +146,8 @@ class OCRPipeline:
     t4 = time.perf_counter()
     keep = [i for i, (_, s) in enumerate(read) if s >= params.text_rec_score_thresh]
     return OCRResult(
-        index=index, input_path=input_path, dt_polys=quads.astype(np.int32),
+        index=index, input_path=input_path, page_index=page_index,
+        dt_polys=quads.astype(np.int32),
         dt_scores=[float(s) for s in det_scores],
         rec_texts=[read[i][0] for i in keep], rec_scores=[float(read[i][1]) for i in keep],
         rec_polys=quads[keep].astype(np.int32).reshape(-1, 4, 2),
@@ -160,15 +161,20 @@ class OCRPipeline:
         timings={"doc": t1 - t0, "det": t2 - t1, "cls": t3 - t2, "rec": t4 - t3})
 
   def predict(self, input: Any, **params) -> Iterator[OCRResult]:  # pylint: disable=redefined-builtin
-    """Streams one OCRResult per input image, in order. `input`: a path (image or
-    directory, read lazily), a BGR array [H, W(, C)] or a list of these. `params`: any of
-    OCRParams' fields, for this call. A bad image yields a result with `.error` set."""
+    """Streams one OCRResult per input image or PDF page, in order. `input`: a path (image,
+    PDF or directory of them, read lazily), a BGR array [H, W(, C)], image or PDF bytes, or a
+    list of these (textrec/inference/inputs.py). A PDF gives a result per page, rendered as
+    PaddleX does (144 dpi), with `page_index` 0, 1, ... and the PDF as `input_path`; any
+    number of pages (PaddleX's pipelines have no limit; the server has serve.max_pdf_pages),
+    pages up to 2**30 pixels (OpenCV's cap on an image). `params`: any of OCRParams'
+    fields, for this call. A bad image, or an encrypted / broken PDF, yields a result with
+    `.error` set and the next inputs still run."""
     p = self._params(params)
     for it in inputs_lib.iter_inputs(input):
       if it.error is not None:
-        yield OCRResult(it.index, it.input_path, error=it.error)
+        yield OCRResult(it.index, it.input_path, error=it.error, page_index=it.page_index)
       else:
-        yield self.ocr_image(it.image, p, it.index, it.input_path)
+        yield self.ocr_image(it.image, p, it.index, it.input_path, it.page_index)
 
   __call__ = predict
 

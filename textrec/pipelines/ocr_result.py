@@ -31,7 +31,8 @@ class OCRResult(rec_results.ResultFiles):
   turned by it counter-clockwise, in {0, 90, 180, 270}; -1 unclassified) and output_img (BGR,
   what detection saw; not part of `.json`). input_img: the image detection saw (drawn by
   save_to_img). timings: seconds spent in document preprocessing / detection / orientation /
-  recognition (not part of `.json`).
+  recognition (not part of `.json`). page_index: the page of a PDF input (0-based), None
+  for an image; a page's files are named `<pdf stem>_<page_index>...` as PaddleX names them.
   """
   img_suffix = "_ocr_res_img"  # PaddleX's name for the OCR drawing
   index: int
@@ -49,7 +50,7 @@ class OCRResult(rec_results.ResultFiles):
   input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
   timings: dict[str, float] = dataclasses.field(default_factory=dict, repr=False)
   error: str | None = None
-  page_index: None = None
+  page_index: int | None = None
 
   @property
   def rec_boxes(self) -> np.ndarray:

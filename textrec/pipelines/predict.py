@@ -33,6 +33,8 @@ def pipeline_from_config(config, recognizer=None):
 
 def _show(res) -> None:
   name = res.input_path or f"array {res.index}"
+  if res.page_index is not None:
+    name += f" page {res.page_index}"
   print(f"{name}: {len(res.rec_texts)} lines ({sum(res.timings.values()):.2f} s)")
   for text, score in zip(res.rec_texts, res.rec_scores):
     print(f"  {score:.3f}  {text}")
@@ -43,10 +45,11 @@ REPORT = predict_files.Report(show=_show, count=lambda r: len(r.rec_texts),
 
 
 def run(config) -> int:
-  """Reads config.predict.input (image, directory or comma list), prints each image's lines
-  and saves `<stem>_ocr_res_img.png` / `<stem>_res.json` under config.predict.output_dir
-  (default <output_dir>/predict), then a summary line. Exit code 0; 1 when an input failed
-  or none was read."""
+  """Reads config.predict.input (image, PDF, directory or comma list), prints each image's
+  or page's lines and saves `<stem>_ocr_res_img.png` / `<stem>_res.json` (a PDF page:
+  `<stem>_<page>_ocr_res_img.png` / `<stem>_<page>_res.json`, as PaddleX names them) under
+  config.predict.output_dir (default <output_dir>/predict), then a summary line. Exit code
+  0; 1 when an input failed or none was read."""
   p = config.predict
   predict_files.check(p)
   pipe = pipeline_from_config(config)

@@ -66,6 +66,8 @@ class Limits:
   max_delay_ms: float = 5.0
   max_queue: int = 256
   max_image_pixels: int = 16_000_000
+  max_pdf_pages: int | None = 10  # None: any number
+  max_pdf_page_pixels: int = 16_000_000
   max_body_bytes: int = 8_000_000
   timeout_s: float = 30.0
 

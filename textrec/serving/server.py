@@ -28,8 +28,13 @@ def limits_of(s) -> app_lib.Limits:
   """config.serve -> Limits; raises ValueError naming a bad value."""
   lim = app_lib.Limits(max_batch=int(s.max_batch), max_delay_ms=float(s.max_delay_ms),
                        max_queue=int(s.max_queue), max_image_pixels=int(s.max_image_pixels),
-                       max_body_bytes=int(s.max_body_bytes), timeout_s=float(s.timeout_s))
-  for k in ("max_batch", "max_queue", "max_image_pixels", "max_body_bytes", "timeout_s"):
+                       max_body_bytes=int(s.max_body_bytes), timeout_s=float(s.timeout_s),
+                       max_pdf_pages=int(s.max_pdf_pages) or None,
+                       max_pdf_page_pixels=int(s.max_pdf_page_pixels))
+  if int(s.max_pdf_pages) < 0:
+    raise UsageError(f"serve.max_pdf_pages must be >= 0 (0: any number), got {s.max_pdf_pages}")
+  for k in ("max_batch", "max_queue", "max_image_pixels", "max_pdf_page_pixels",
+            "max_body_bytes", "timeout_s"):
     if not getattr(lim, k) > 0:
       raise UsageError(f"serve.{k} must be > 0, got {getattr(lim, k)}")
   if lim.max_delay_ms < 0:
