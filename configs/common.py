@@ -162,6 +162,11 @@ def serve_section() -> mlc.ConfigDict:
       max_body_bytes=8_000_000,     # larger request bodies get 413
       timeout_s=30.0,          # per request; 504 past it
       access_log=False,        # uvicorn's per-request log lines
+      visualize=True,          # /ocr pictures (ocrImage, ...) when a request's visualize is null
+      # /ocr `file` URLs are fetched only from these hosts ("host" or "host:port", comma
+      # separated); "" = none (a URL is answered 403)
+      allowed_url_hosts="",
+      url_timeout_s=5.0,       # fetching a `file` URL (size limit: max_body_bytes)
   ))
 
 

@@ -337,3 +337,46 @@ def test_cli_command_on_a_pdf(doc, tmp_path):
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
       "doc_0_ocr_res_img.png", "doc_0_res.json", "doc_1_ocr_res_img.png", "doc_1_res.json",
       "doc_2_ocr_res_img.png", "doc_2_res.json"]
+
+
+def test_served_pdf_pages_and_bad_pdfs(pipe, doc):
+  """/ocr with a 3-page PDF (fileType 0, and fileType null: by its bytes) -> 3 ocrResults, each
+  the pipeline's result on that page rendered alone, PaddleX's PDF dataInfo; truncated,
+  encrypted, too long and too large PDFs -> one line with 422 / 413, and the server keeps
+  answering."""
+  import base64  # pylint: disable=g-import-not-at-top
+  from test_serving import fake_fn, post  # pylint: disable=g-import-not-at-top
+  from test_serving_paddlex import serving_on  # pylint: disable=g-import-not-at-top
+  from textrec.serving import app as app_lib  # pylint: disable=g-import-not-at-top
+  from textrec.serving import protocol  # pylint: disable=g-import-not-at-top
+  from textrec.serving import server as server_lib  # pylint: disable=g-import-not-at-top
+
+  data, _ = doc
+  rendered = pdf.render_pdf(data, "doc.pdf", max_pages=None, max_page_pixels=None)
+  alone = [protocol.jsonable(app_lib.prune(next(pipe.predict(p)).json["res"]))
+           for p in rendered]
+  limits = app_lib.Limits(timeout_s=600, max_pdf_pages=3, max_pdf_page_pixels=4_000_000)
+  app = app_lib.create_app(fake_fn(), limits, pipeline=server_lib.ServedOCR(pipe))
+
+  def ocr(url, pdf_bytes, **fields):
+    body = {"file": base64.b64encode(pdf_bytes).decode(), "visualize": False, **fields}
+    status, _, answer = post(url, "/ocr", json.dumps(body).encode())
+    return status, answer
+
+  with serving_on(app) as url:
+    for fields in ({"fileType": 0}, {}):
+      status, a = ocr(url, data, **fields)
+      assert status == 200, a
+      assert [e["prunedResult"] for e in a["result"]["ocrResults"]] == alone
+      assert a["result"]["dataInfo"] == {"type": "pdf", "numPages": 3, "pages": [
+          {"width": PAGE_W, "height": PAGE_H}] * 3}
+    four = _pdf_of([p for p, _ in _pages()] + [_pages()[0][0]])
+    for bad, want_status, words in ((data[:len(data) // 2], 422, "file"),
+                                    (_encrypted_pdf(), 422, "password"),
+                                    (four, 413, "4 pages"),
+                                    (_blank_pdf(20000, 20000), 413, "pixels")):
+      status, a = ocr(url, bad, fileType=0)
+      assert status == want_status and a["errorCode"] == want_status, a
+      assert "\n" not in a["errorMsg"] and words in a["errorMsg"], a["errorMsg"]
+      status, a = ocr(url, data, fileType=0)  # still answering
+      assert status == 200 and len(a["result"]["ocrResults"]) == 3

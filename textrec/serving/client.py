@@ -100,7 +100,7 @@ class Client:
 
   def ocr(self, image: str | os.PathLike | bytes | np.ndarray) -> dict[str, Any]:
     """A whole image -> the OCR pipeline's result (rec_texts, rec_scores, rec_polys, ...)."""
-    res = self.call("/ocr", {"file": encode_image(image), "fileType": 1})
+    res = self.call("/ocr", {"file": encode_image(image), "fileType": 1, "visualize": False})
     return res["ocrResults"][0]["prunedResult"]
 
   def health(self) -> bool:

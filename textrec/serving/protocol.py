@@ -26,13 +26,13 @@ class ApiError(Exception):
     self.status, self.message, self.headers = status, message, headers or {}
 
 
-KIND = {400: "bad_input", 413: "too_large", 422: "invalid_request", 500: "inference",
-         501: "not_implemented", 503: "overloaded", 504: "timeout"}
+KIND = {400: "bad_input", 403: "forbidden", 413: "too_large", 422: "invalid_request",
+        500: "inference", 501: "not_implemented", 503: "overloaded", 504: "timeout"}
 
 
 def answer(status: int, msg: str, result: Any = None,
             headers: dict[str, str] | None = None) -> JSONResponse:
-  body = {"logId": uuid.uuid4().hex, "errorCode": 0 if status == 200 else status,
+  body = {"logId": str(uuid.uuid4()), "errorCode": 0 if status == 200 else status,
           "errorMsg": msg}
   if result is not None:
     body["result"] = result
@@ -74,9 +74,8 @@ def check_fields(body: dict[str, Any], allowed: Sequence[str], endpoint: str) ->
                         f"{', '.join(map(repr, allowed))}")
 
 
-def decode_b64_image(data: Any, name: str, max_pixels: int) -> np.ndarray:
-  """A base64 string (or data: URL) -> BGR uint8; the pixel count is checked from the header
-  before anything is decoded (decompression bombs cost nothing)."""
+def b64_bytes(data: Any, name: str) -> bytes:
+  """A base64 string (or data: URL) -> its bytes; 422 not a string, 400 not base64 / empty."""
   if not isinstance(data, str):
     raise ApiError(422, f"{name} must be a base64 string, got {type(data).__name__}")
   if data.startswith(("http://", "https://")):
@@ -89,10 +88,17 @@ def decode_b64_image(data: Any, name: str, max_pixels: int) -> np.ndarray:
     raise ApiError(400, f"{name}: not valid base64 ({e})") from None
   if not buf:
     raise ApiError(400, f"{name}: empty (no bytes after base64 decoding)")
+  return buf
+
+
+def decode_image_bytes(buf: bytes, name: str, max_pixels: int) -> np.ndarray:
+  """Encoded image bytes -> BGR uint8; the pixel count is checked from the header before
+  anything is decoded (decompression bombs cost nothing)."""
   header = inputs.header_pixels(buf)
   if header is None:
+    hint = " (this is a PDF: send fileType 0)" if buf.startswith(b"%PDF-") else ""
     raise ApiError(400, f"{name}: not an image (unrecognised format or invalid header; send "
-                        "PNG, JPEG, BMP, TIFF or WebP)")
+                        f"PNG, JPEG, BMP, TIFF or WebP){hint}")
   pixels, size = header
   if pixels == 0:
     raise ApiError(400, f"{name}: empty image ({size})")
@@ -103,6 +109,11 @@ def decode_b64_image(data: Any, name: str, max_pixels: int) -> np.ndarray:
   if err is not None:
     raise ApiError(400, err)
   return img
+
+
+def decode_b64_image(data: Any, name: str, max_pixels: int) -> np.ndarray:
+  """A base64 string (or data: URL) -> BGR uint8 (b64_bytes, then decode_image_bytes)."""
+  return decode_image_bytes(b64_bytes(data, name), name, max_pixels)
 
 
 def jsonable(x: Any) -> Any:

@@ -20,6 +20,7 @@ from textrec.inference import onnx_backend, predictor
 from textrec.pipelines import predict as predict_lib
 from textrec.runtime import compile_cache
 from textrec.serving import app as app_lib
+from textrec.serving import fetch
 
 BACKENDS = ("auto", "onnx", "jax")
 
@@ -30,11 +31,14 @@ def limits_of(s) -> app_lib.Limits:
                        max_queue=int(s.max_queue), max_image_pixels=int(s.max_image_pixels),
                        max_body_bytes=int(s.max_body_bytes), timeout_s=float(s.timeout_s),
                        max_pdf_pages=int(s.max_pdf_pages) or None,
-                       max_pdf_page_pixels=int(s.max_pdf_page_pixels))
+                       max_pdf_page_pixels=int(s.max_pdf_page_pixels),
+                       visualize=bool(s.visualize),
+                       allowed_url_hosts=fetch.parse_hosts(s.allowed_url_hosts),
+                       url_timeout_s=float(s.url_timeout_s))
   if int(s.max_pdf_pages) < 0:
     raise UsageError(f"serve.max_pdf_pages must be >= 0 (0: any number), got {s.max_pdf_pages}")
   for k in ("max_batch", "max_queue", "max_image_pixels", "max_pdf_page_pixels",
-            "max_body_bytes", "timeout_s"):
+            "max_body_bytes", "timeout_s", "url_timeout_s"):
     if not getattr(lim, k) > 0:
       raise UsageError(f"serve.{k} must be > 0, got {getattr(lim, k)}")
   if lim.max_delay_ms < 0:
@@ -69,8 +73,8 @@ def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
 
 
 class ServedOCR:
-  """An OCRPipeline as /ocr serves it: images -> PaddleX's prunedResult dicts (the result's
-  fields without input_path / page_index)."""
+  """An OCRPipeline as /ocr serves it: images -> their OCRResults (the app prunes them and
+  draws the pictures); a failed image raises."""
 
   def __init__(self, pipe):
     self.pipe = pipe
@@ -80,10 +84,7 @@ class ServedOCR:
     for res in self.pipe.predict(list(images), **params):
       if res.error is not None:
         raise ValueError(res.error)
-      d = dict(res.json["res"])
-      d.pop("input_path", None)
-      d.pop("page_index", None)
-      out.append(d)
+      out.append(res)
     return out
 
 
