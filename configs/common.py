@@ -127,6 +127,11 @@ def predict_section() -> mlc.ConfigDict:
       rotate_tall=0.0,
       save_img=True,
       save_json=True,
+      # auto (an exported dir: the fastest of onnxruntime / openvino [/ jax for an export of
+      # the official weights], timed once per machine; other weights: jax) | jax |
+      # onnxruntime (= onnx) | openvino. The OCR pipeline (configs/ocr.py) uses it for every model.
+      backend="auto",
+      precision="f32",       # f32 | bf16 (openvino)
   ))
 
 
@@ -148,7 +153,8 @@ def export_section() -> mlc.ConfigDict:
 def serve_section() -> mlc.ConfigDict:
   return mlc.ConfigDict(dict(
       model_dir="",            # "" = official weights; else as predict.model_dir
-      backend="auto",          # auto (onnx for an exported dir, else jax) | onnx | jax
+      backend="auto",          # as predict.backend (auto | jax | onnxruntime (= onnx) | openvino)
+      precision="f32",         # f32 | bf16 (openvino)
       host="127.0.0.1",
       port=8080,               # 0 = any free port (printed at start)
       max_batch=32,            # images per forward

@@ -9,6 +9,9 @@ differed by 20-30 %, bursts of slowness that a median of few rounds still catche
               kernels it uses (textrec.runtime.xla_cpu: measured on first use) are printed
               under the row, and `--compare_libs` adds a column per variant, forced;
   * ort-ours  onnxruntime on textrec's own export of the same weights (cached in --cache);
+  * ov-ours   OpenVINO (f32) on that export as `backend="openvino"` runs it
+              (textrec.inference.runtimes: one model compiled with dynamic batch and width,
+              an infer request per thread), if `openvino` is installed;
   * ort-off   onnxruntime on the official ONNX, for every model that has one
               (textrec/formats/official_files.py: v4 / v5 mobile, v6 small / tiny);
   * openvino  OpenVINO on the official ONNX (where textrec runs the official weights) / our
@@ -27,9 +30,12 @@ oneDNN as configured by default). Weights: see below; the others random
 deploy-form weights (the compute does not depend on the values) unless `--weights
 name=DIR` names a directory create_model reads. Weights: the official ones for every model
 that has an official ONNX (imported from it); where that import fails, random ones, said so,
-and ort-off is then timed but not compared. The last column is textrec / the fastest
-reference; under each model, its GFLOP per image and the GFLOP/s that textrec and the
-fastest reference reach (scripts/bench_kernels.py times the dense kernels alone). Each round
+and ort-off is then timed but not compared. Column `ratio` is textrec / the fastest
+reference, `ov/ort` ov-ours / ort-ours (below 1: OpenVINO faster on textrec's export); under
+each model, what `backend="auto"` chooses for that export on this machine (timed once per
+machine and recorded: textrec.inference.auto_backend; `--no_auto` skips it), its GFLOP per
+image and the GFLOP/s that textrec and the fastest reference reach (scripts/bench_kernels.py
+times the dense kernels alone). Each round
 runs the runtimes in a rotated order, each after a warm-up call and a `--pause`: OpenMP
 (Paddle's) and OpenVINO's threads keep spinning after a call and slowed whichever runtime ran
 next (textrec, first in every round before this, ran RepSVTR at batch 1 25-30 % slower than
@@ -56,7 +62,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from textrec.formats import inference_yml, official_files  # noqa: E402
-from textrec.inference import jax_backend, predictor  # noqa: E402
+from textrec.inference import jax_backend, predictor, runtimes  # noqa: E402
 from textrec.runtime import compile_cache  # noqa: E402
 
 MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec",
@@ -214,6 +220,8 @@ def main() -> int:
   ap.add_argument("--compare_libs", action="store_true",
                   help="also time textrec with each XLA:CPU kernel variant forced")
   ap.add_argument("--weights", default="", help="name=DIR,... (default: see the docstring)")
+  ap.add_argument("--no_auto", action="store_true",
+                  help="skip backend auto's choice for textrec's export (module doc)")
   ap.add_argument("--paddle_dirs",
                   default=",".join(f"{m}={FIXTURES / m}" for m in ("PP-OCRv4_mobile_rec",
                                                                   "ch_RepSVTR_rec")))
@@ -248,9 +256,9 @@ def main() -> int:
 
   variants = [f"jax-{v}" for v in xla_cpu.VARIANTS] if args.compare_libs else []
   lower = [f"ov-{ov_default}"] if ov_default != "f32" else []  # not f32: not a reference
-  cols = ("textrec", *variants, "ort-ours", "ort-off", "openvino", *lower, "paddle")
+  cols = ("textrec", *variants, "ort-ours", "ov-ours", "ort-off", "openvino", *lower, "paddle")
   print(f"{'model':22s} {'B':>2} {'first call s':>12} " +
-        " ".join(f"{c:>9}" for c in cols) + f" {'ratio':>6}  (ms/img)")
+        " ".join(f"{c:>9}" for c in cols) + f" {'ratio':>6} {'ov/ort':>6}  (ms/img)")
   for name in [m for m in args.models.split(",") if m]:
     module, variables, cs, src = weights(name, given.get(name))
     onnx_ours = our_export(name, module, variables, cs, cache, src)
@@ -267,6 +275,7 @@ def main() -> int:
       else:
         timed_only.add("ort-off")
     if have["openvino"]:
+      runners["ov-ours"] = runtimes.runner(onnx_ours, "openvino", "f32")
       runners["openvino"] = openvino_runner(ref_onnx, "f32")
       for c in lower:
         runners[c] = openvino_runner(ref_onnx)
@@ -312,7 +321,9 @@ def main() -> int:
                  if k != "textrec" and k not in variants and k not in lower)
       print(f"{name:22s} {b:>2} {first:12.2f} " +
             " ".join(f"{ms[c]:9.2f}" if c in ms else f"{'-':>9}" for c in cols) +
-            f" {ms['textrec'] / best:6.2f}", flush=True)
+            f" {ms['textrec'] / best:6.2f}" +
+            (f" {ms['ov-ours'] / ms['ort-ours']:6.2f}" if "ov-ours" in ms else f" {'-':>6}"),
+            flush=True)
       rates[b] = (1e3 * gf / ms["textrec"], 1e3 * gf / best)
     print(f"  {name}: {gf:.2f} GFLOP/img (XLA's cost analysis); GFLOP/s textrec vs the fastest "
           "reference: " + ", ".join(f"B={b} {r[0]:.0f} vs {r[1]:.0f}" for b, r in rates.items()),
@@ -321,6 +332,10 @@ def main() -> int:
                                                     programs.cache_dir()) for b in batches}
     print(f"  textrec's XLA:CPU kernels for {name}: " +
           ", ".join(f"{k}: {v}" for k, v in libs.items()), flush=True)
+    if not args.no_auto:  # what create_model(..., backend="auto") runs this export on
+      auto = predictor.create_model(name, model_dir=os.path.dirname(onnx_ours), backend="auto")
+      print(f"  backend auto for textrec's export of {name}: {auto.backend} "
+            f"({auto.precision})", flush=True)
   return 0
 
 

@@ -171,7 +171,8 @@ def test_result_json_print_and_files(tiny, tmp_path, capsys):
   cv2.imwrite(str(path), crop)
   [r] = list(tiny.predict(str(path)))
   assert r.json == {"res": {"input_path": str(path), "page_index": None,
-                            "rec_text": r.rec_text, "rec_score": r.rec_score}}
+                            "rec_text": r.rec_text, "rec_score": r.rec_score,
+                            "model_settings": {"backend": "jax", "precision": "f32"}}}
   r.print(json_format=True)
   assert json.loads(capsys.readouterr().out) == r.json
   r.print()

@@ -390,7 +390,7 @@ def test_official_onnx_as_inference_dir(tmp_path, recognizer, crops):
   d = onnx_backend.official_dir(NAME, str(tmp_path / "x"))
   assert sorted(os.listdir(d)) == ["inference.onnx", "inference.yml"]
   assert onnx_backend.official_dir(NAME, d) == d  # reused
-  model = predictor.create_model(NAME, model_dir=d)
+  model = predictor.create_model(NAME, model_dir=d, backend="onnxruntime")
   assert not model.pad_batch and model.source == f"exported:{d}"
   imgs = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for _, b in crops[:4]]
   assert model.recognize(imgs) == recognizer.recognize(imgs)

@@ -1,9 +1,12 @@
-"""Runs an exported inference dir (textrec/export/export.py) with onnxruntime: no JAX needed.
+"""Runs an exported inference dir (textrec/export/export.py) with onnxruntime or OpenVINO
+(textrec.inference.runtimes): no JAX needed.
 
 `load_inference_dir(path)` reads `inference.yml` and `inference.onnx` and returns
 (forward, charset, meta): forward(x f32[B, 3, H, W] NCHW normalised BGR) -> probabilities
 np f32[B, T, C], the same contract as the JAX forward; charset the CTC dictionary; meta a
-dict with model_name, height, min_width, max_width, pad_widths and the parsed yml ("yml").
+dict with model_name, height, min_width, max_width, pad_widths, onnx_path, source (the yml's
+Global.source: where the exported weights came from) and the parsed yml ("yml"). The forward
+has `backend` and `precision` attributes.
 """
 from __future__ import annotations
 
@@ -15,38 +18,33 @@ import numpy as np
 from textrec import files
 from textrec.charset import Charset
 from textrec.formats import inference_yml, official_files
-from textrec.inference import preprocess
+from textrec.inference import preprocess, runtimes
 from textrec.weights import onnx_import
 
-def _providers() -> list[str]:
-  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
-
-  have = ort.get_available_providers()
-  pref = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-  return [p for p in pref if p in have] or have
+session = runtimes.session  # an onnxruntime session (textrec.inference.runtimes)
 
 
-def session(onnx_path: str, providers: list[str] | None = None, intra_op_threads: int = 0,
-            session_config: dict[str, str] | None = None):
-  """An onnxruntime session on `onnx_path`: CUDA when available, else the CPU; onnxruntime's
-  own log lines below errors off; `intra_op_threads` 0 = onnxruntime's default;
-  `session_config`: its session config entries."""
-  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+class _Forward:
+  """x f32[B, 3, height, W] -> probs f32[B, T, C] through a runtimes.runner."""
 
-  opts = ort.SessionOptions()
-  opts.log_severity_level = 3
-  if intra_op_threads:
-    opts.intra_op_num_threads = int(intra_op_threads)
-  for k, v in (session_config or {}).items():
-    opts.add_session_config_entry(k, v)
-  return ort.InferenceSession(onnx_path, opts, providers=providers or _providers())
+  def __init__(self, run, height: int):
+    self.run, self.height = run, height
+    self.backend, self.precision = run.backend, run.precision
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.height:
+      raise ValueError(f"expected NCHW input [B, 3, {self.height}, W]; got shape {x.shape}")
+    return self.run(x)
 
 
 def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = None,
-                       intra_op_threads: int = 0, session_config: dict[str, str] | None = None
+                       intra_op_threads: int = 0, session_config: dict[str, str] | None = None,
+                       backend: str = "onnxruntime", precision: str = "f32"
                        ) -> tuple[Callable[[np.ndarray], np.ndarray], Charset, dict]:
   """-> (forward x f32[B, 3, H, W] -> probs f32[B, T, C], Charset, meta).
 
+  backend: "onnxruntime" | "openvino" (runtimes.ONNX_RUNTIMES), at `precision`.
   session_config: onnxruntime session config entries, e.g.
   {"session.intra_op.allow_spinning": "0"} (threads sleep rather than spin between ops,
   which the server sets so its event loop keeps a core).
@@ -67,23 +65,20 @@ def load_inference_dir(path: str | os.PathLike, providers: list[str] | None = No
   in_name = inference_yml.get(cfg, "Global.input.name", where)
   out_name = inference_yml.get(cfg, "Global.output.name", where)
 
-  sess = session(onnx_path, providers, intra_op_threads, session_config)
-  n_cls = sess.get_outputs()[0].shape[-1]
+  del in_name, out_name  # the graph's one input and first output
+  run = runtimes.runner(onnx_path, backend, precision, session_config, providers,
+                        intra_op_threads)
+  n_cls = run.output_shape[-1]
   if not isinstance(n_cls, int):
     n_cls = int(inference_yml.get(cfg, "Global.output.shape", where)[-1])
   cs = inference_yml.charset_of(chars, n_cls, f"{where} (for {onnx_path})")
-
-  def forward(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != height:
-      raise ValueError(f"expected NCHW input [B, 3, {height}, W]; got shape {x.shape}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return sess.run([out_name], {in_name: x})[0]
+  forward = _Forward(run, height)
 
   pre = cfg.get("PreProcess", {})
   meta = dict(model_name=inference_yml.get(cfg, "Global.model_name", where), height=height,
               min_width=pre.get("min_width"), max_width=pre.get("max_width"),
-              pad_widths=tuple(pre.get("pad_widths") or ()), onnx_path=onnx_path, yml=cfg)
+              pad_widths=tuple(pre.get("pad_widths") or ()), onnx_path=onnx_path,
+              source=str(cfg.get("Global", {}).get("source") or ""), yml=cfg)
   return forward, cs, meta
 
 

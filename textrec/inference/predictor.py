@@ -12,7 +12,8 @@ Weights (`model_dir`, told apart by content: textrec.formats.model_dir.resolve):
   None                      the official weights (textrec/weights/official.py)
   Paddle inference dir      PaddleX / PaddleOCR: inference.json or .pdmodel + .pdiparams
                             (textrec/weights/paddle_infer.py)
-  textrec export            inference.yml + inference.onnx (onnxruntime, textrec.export.export)
+  textrec export            inference.yml + inference.onnx (onnxruntime or openvino,
+                            textrec.export.export; backend auto: the faster, per machine)
   file *.pdparams           PaddleOCR training weights (textrec/weights/paddle.py)
   run / checkpoint dir      an Orbax checkpoint written by training (textrec/formats/checkpoint.py)
 JAX inference always runs the fused (deploy) form, whatever form the weights came in.
@@ -27,9 +28,10 @@ import numpy as np
 from textrec.charset import Charset
 from textrec.errors import UsageError, WeightsError
 from textrec.formats import model_dir as model_dirs
-from textrec.formats import official_files
+from textrec.formats import inference_yml, official_files
 from textrec.inference import inputs as inputs_lib
-from textrec.inference import onnx_backend, postprocess, predict_files, preprocess
+from textrec.inference import auto_backend, onnx_backend, postprocess, predict_files
+from textrec.inference import preprocess, runtimes
 from textrec.inference.results import TextRecResult
 from textrec.models import registry
 from textrec.runtime import compile_cache
@@ -85,6 +87,13 @@ class TextRecognizer:
     self.source = source
     self.rotate_tall = float(rotate_tall)
     self.pad_batch = bool(pad_batch)
+    self.backend, self.precision = backend_of(probs_fn)
+
+  @property
+  def model_settings(self) -> dict[str, str]:
+    """The runtime that reads: {"backend": jax | onnxruntime | openvino, "precision": f32 |
+    bf16}."""
+    return {"backend": self.backend, "precision": self.precision}
 
   def __repr__(self) -> str:
     return f"TextRecognizer({self.model_name!r}, source={self.source!r})"
@@ -157,11 +166,12 @@ class TextRecognizer:
       texts = iter(self.recognize([it.image for it in good], bs) if good else [])
       for it in chunk:
         if it.error is not None:
-          yield TextRecResult(it.index, it.input_path, error=it.error, page_index=it.page_index)
+          yield TextRecResult(it.index, it.input_path, error=it.error, page_index=it.page_index,
+                              model_settings=self.model_settings)
         else:
           text, score = next(texts)
           yield TextRecResult(it.index, it.input_path, text, score, input_img=it.image,
-                              page_index=it.page_index)
+                              page_index=it.page_index, model_settings=self.model_settings)
 
   __call__ = predict
 
@@ -175,24 +185,95 @@ def model_dir_kind(model_dir: str | os.PathLike | None) -> str:
   return model_dirs.resolve(model_dir)[0]
 
 
+# A representative recognizer input for backend auto's timing: f32[B, 3, 48, W] (NCHW).
+AUTO_INPUT_SHAPE = (6, 3, preprocess.HEIGHT, preprocess.MIN_WIDTH)
+
+
+class OnnxProbs:
+  """An ONNX runtime's recognizer forward (NCHW) as a probs_fn (NHWC), with its backend
+  and precision."""
+
+  def __init__(self, forward_nchw):
+    self.forward_nchw = forward_nchw
+    self.backend, self.precision = forward_nchw.backend, forward_nchw.precision
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    return np.asarray(self.forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+
+
+def _jax_of_export(name: str, path: str, meta: dict) -> ProbsFn:
+  """JAX on the weights an export was made from, when they are the official ones (an
+  exported dir holds no weights JAX reads)."""
+  if not meta.get("source", "").startswith("official"):
+    raise UsageError(f"{path} is an exported inference dir of {meta.get('source') or 'weights'}"
+                     " that JAX cannot read; run it with backend onnxruntime or openvino")
+  official_files.check_shipped(name, "model_dir")
+  from textrec.inference import jax_backend  # pylint: disable=g-import-not-at-top  (JAX)
+
+  compile_cache.enable()
+  return jax_backend.load(name, None)[0]
+
+
+def _exported(name: str, path: str, backend: str, precision: str,
+              session_config: dict[str, str] | None) -> tuple[ProbsFn, Charset]:
+  """probs_fn and charset of exported dir `path` on `backend` (auto: timed, auto_backend)."""
+  load = lambda b: onnx_backend.load_inference_dir(  # noqa: E731
+      path, session_config=session_config, backend=b, precision=precision)
+  meta_name = inference_yml.read(path).get("Global", {}).get("model_name")
+  if meta_name != name:
+    raise WeightsError(f"{path}: an export of {meta_name!r}, not {name!r}")
+  if backend in runtimes.ONNX_RUNTIMES:
+    forward, cs, meta = load(backend)
+    probs = OnnxProbs(forward)
+  else:
+    cands = [b for b in runtimes.ONNX_RUNTIMES if precision in runtimes.SUPPORTED[b]]
+    forward, cs, meta = load(cands[0])
+    if backend == "jax":
+      probs = _jax_of_export(name, path, meta)
+    else:  # auto
+      loaded = {cands[0]: OnnxProbs(forward)}
+      makers = {b: (lambda b=b: loaded.get(b) or OnnxProbs(load(b)[0])) for b in cands}
+      x = np.random.default_rng(0).uniform(-1, 1, AUTO_INPUT_SHAPE).astype(np.float32)
+      nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+      _, probs = auto_backend.choose(meta["onnx_path"], makers, nhwc, f"{name} ({path})")
+  if meta["pad_widths"] and tuple(meta["pad_widths"]) != preprocess.BUCKETS:
+    raise WeightsError(f"{path}: pad_widths {list(meta['pad_widths'])} differ from this "
+                       f"version's {list(preprocess.BUCKETS)}; re-export the model")
+  return probs, cs
+
+
+def backend_of(probs_fn) -> tuple[str, str]:
+  """(backend, precision) a probs_fn runs on (JAX's FlaxForward: jax, f32)."""
+  return getattr(probs_fn, "backend", "jax"), getattr(probs_fn, "precision", "f32")
+
+
 def load_backend(name: str, model_dir: str | os.PathLike | None,
                  dict_path: str | None = None, prefix: str | None = None,
-                 session_config: dict[str, str] | None = None
-                 ) -> tuple[ProbsFn, Charset, str]:
+                 session_config: dict[str, str] | None = None, backend: str = "auto",
+                 precision: str = "f32") -> tuple[ProbsFn, Charset, str]:
   """-> (probs_fn, charset, description) for the weights `model_dir` names; prefix: the model
-  of a distillation .pdparams; session_config: onnxruntime's, for an exported dir."""
+  of a distillation .pdparams; session_config: onnxruntime's, for an exported dir.
+
+  backend (textrec.inference.runtimes): "onnxruntime" / "openvino" run an exported dir's
+  ONNX, or the official ONNX when model_dir is None; "jax" runs every other kind of weights
+  (and an export of the official weights, through them); "auto": for an exported dir the
+  faster of onnxruntime and openvino (timed once per machine: auto_backend; JAX stays out,
+  so an export runs without it), jax for any other weights.
+  precision: "f32" (default) | "bf16" (openvino). backend_of(probs_fn) says which ran.
+  """
+  backend = runtimes.canonical(backend)
+  precision = runtimes.check_precision(backend, precision)
   kind, resolved = model_dirs.resolve(model_dir)
+  if kind == "official" and backend in runtimes.ONNX_RUNTIMES:
+    official_files.check_shipped(name, "model_dir")
+    kind, resolved = "exported", onnx_backend.official_dir(name)
   if kind == "exported":
-    path = resolved
-    forward_nchw, cs, meta = onnx_backend.load_inference_dir(path,
-                                                             session_config=session_config)
-    if meta["model_name"] != name:
-      raise WeightsError(f"{path}: an export of {meta['model_name']!r}, not {name!r}")
-    if meta["pad_widths"] and tuple(meta["pad_widths"]) != preprocess.BUCKETS:
-      raise WeightsError(f"{path}: pad_widths {list(meta['pad_widths'])} differ from this "
-                       f"version's {list(preprocess.BUCKETS)}; re-export the model")
-    return (lambda x: np.asarray(forward_nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))),
-            cs, f"exported:{path}")
+    probs, cs = _exported(name, resolved, backend, precision, session_config)
+    return probs, cs, f"exported:{resolved}"
+  if backend in runtimes.ONNX_RUNTIMES:
+    raise UsageError(f"backend {backend} runs an exported inference dir or the official ONNX; "
+                     f"{model_dir!r} holds {kind} weights: export them or use backend jax")
+  runtimes.check_precision("jax", precision)
   from textrec.inference import jax_backend  # pylint: disable=g-import-not-at-top  (JAX)
 
   return jax_backend.load(name, model_dir, dict_path, prefix)
@@ -201,28 +282,34 @@ def load_backend(name: str, model_dir: str | os.PathLike | None,
 def create_model(name: str, model_dir: str | os.PathLike | None = None, batch_size: int = 8,
                  dict_path: str | None = None, rotate_tall: float = 0.0,
                  prefix: str | None = None, session_config: dict[str, str] | None = None,
-                 padding: str = "bucket") -> TextRecognizer:
+                 padding: str = "bucket", backend: str = "auto",
+                 precision: str = "f32") -> TextRecognizer:
   """PaddleX's `create_model`: a TextRecognizer for registered model `name`.
 
   model_dir (told apart by content): None for the official weights, a Paddle inference dir
   (PaddleX / PaddleOCR: inference.json or inference.pdmodel + inference.pdiparams), a textrec
-  export (inference.yml + inference.onnx; onnxruntime), a textrec checkpoint / run dir or a
-  PaddleOCR `.pdparams` file. dict_path: the dictionary of a model whose files carry none
-  (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
+  export (inference.yml + inference.onnx; onnxruntime or openvino), a textrec checkpoint / run
+  dir or a PaddleOCR `.pdparams` file. dict_path: the dictionary of a model whose files carry
+  none (.pdparams, PaddleOCR 2.x inference dirs; default PaddleOCR's ppocr_keys_v1).
   prefix: the model of a distillation .pdparams (default "Student"). rotate_tall: see
   `TextRecognizer`. session_config: onnxruntime session config entries, for an exported dir.
   padding: "bucket" (default) or "batch" (PaddleX's; `TextRecognizer`). Paths may start with `~`.
+  backend: "auto" (default) | "jax" | "onnxruntime" ("onnx") | "openvino"; precision: "f32" |
+  "bf16" (openvino): see `load_backend`. The recognizer's `backend` / `precision` say which ran.
   """
   model_dir = os.path.expanduser(model_dir) if model_dir else None
   dict_path = os.path.expanduser(dict_path) if dict_path else None
-  if model_dir_kind(model_dir) != "exported":  # (an export runs without JAX)
+  backend = runtimes.canonical(backend)
+  runtimes.check_precision(backend, precision)
+  if model_dir_kind(model_dir) != "exported" and backend not in runtimes.ONNX_RUNTIMES:
     registry.check_name(name)  # one line naming what is wrong, before anything loads
     if not model_dir:
       official_files.check_shipped(name, "model_dir")
     compile_cache.enable()  # a fresh process reuses earlier runs' compiled programs
-  probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config)
+  probs_fn, cs, source = load_backend(name, model_dir, dict_path, prefix, session_config,
+                                      backend, precision)
   return TextRecognizer(name, probs_fn, cs, batch_size=batch_size, source=source,
-                        rotate_tall=rotate_tall, pad_batch=not source.startswith("exported:"),
+                        rotate_tall=rotate_tall, pad_batch=backend_of(probs_fn)[0] == "jax",
                         padding=padding)
 
 
@@ -239,7 +326,8 @@ def run(config) -> int:
   model = create_model(config.model.name, model_dir=p.model_dir or None,
                        batch_size=int(p.batch_size), rotate_tall=float(p.rotate_tall),
                        dict_path=config.data.dict_path or None,
-                       prefix=config.model.get("weights_prefix") or None)
+                       prefix=config.model.get("weights_prefix") or None,
+                       backend=p.get("backend", "auto"), precision=p.get("precision", "f32"))
   report = predict_files.Report(
       show=lambda r: r.print(json_format=False), count=lambda r: int(not r.rec_text),
       summary=lambda n, empty: f"{n} recognised" + (

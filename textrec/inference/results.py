@@ -172,6 +172,8 @@ class TextRecResult(ResultFiles):
 
   index: position in the input stream (names array inputs' output files).
   input_img: the BGR uint8 crop as read (None for a failed item).
+  model_settings: the runtime that read it, {"backend": ..., "precision": ...}
+  (TextRecognizer.model_settings); in `.json` when set.
   """
   index: int
   input_path: str | None
@@ -180,11 +182,14 @@ class TextRecResult(ResultFiles):
   input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
   error: str | None = None
   page_index: int | None = None
+  model_settings: dict[str, str] | None = None
 
   @property
   def json(self) -> dict[str, Any]:
     res = {"input_path": self.input_path, "page_index": self.page_index,
            "rec_text": self.rec_text, "rec_score": float(self.rec_score)}
+    if self.model_settings is not None:
+      res["model_settings"] = dict(self.model_settings)
     if self.error is not None:
       res["error"] = self.error
     return {"res": res}

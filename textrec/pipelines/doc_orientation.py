@@ -57,10 +57,11 @@ class DocOrientation:
 
 
 def load_doc_orientation(name: str = "PP-LCNet_x1_0_doc_ori",
-                         model_dir: str | os.PathLike | None = None) -> DocOrientation:
+                         model_dir: str | os.PathLike | None = None, backend: str = "auto",
+                         precision: str = "f32") -> DocOrientation:
   """A DocOrientation with the official weights, a Paddle inference directory's or a textrec
-  export's."""
+  export's, on `backend` at `precision` (forward.load_forward)."""
   if name not in MODELS:
     raise UsageError(f"{name!r} is not a page orientation model; available: {list(MODELS)}")
-  fwd, source = forward.load_forward(name, "cls", model_dir)
+  fwd, source = forward.load_forward(name, "cls", model_dir, backend, precision)
   return DocOrientation(name, fwd, source=source)

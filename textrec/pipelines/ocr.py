@@ -28,7 +28,8 @@ import numpy as np
 
 from textrec.errors import UnknownNameError, UsageError
 from textrec.inference import inputs as inputs_lib
-from textrec.inference import predictor
+from textrec.inference import predictor, runtimes
+from textrec.pipelines import forward as forward_lib
 from textrec.pipelines import crops as crops_lib
 from textrec.pipelines import det_postprocess as dbp
 from textrec.pipelines import doc_orientation
@@ -94,6 +95,17 @@ class OCRPipeline:
     self.db_extra = dict(db_extra or {})
     self._check(params)  # checks the defaults now, not at the first image
 
+  @property
+  def model_settings(self) -> dict[str, Any]:
+    """{"backend": {model: backend}, "precision": the recognizer's}: which runtime read what
+    (doc_ori, det, cls when present; rec)."""
+    parts = {"doc_ori": getattr(self.doc_orientation, "forward", None),
+             "det": getattr(self.detector, "forward", None),
+             "cls": getattr(self.orientation, "forward", None)}
+    backends = {k: forward_lib.backend_of(f)[0] for k, f in parts.items() if f is not None}
+    backends["rec"] = getattr(self.recognizer, "backend", "jax")
+    return {"backend": backends, "precision": getattr(self.recognizer, "precision", "f32")}
+
   def __repr__(self) -> str:
     return (f"OCRPipeline(doc_ori={self.doc_orientation!r}, det={self.detector!r}, "
             f"cls={self.orientation!r}, rec={self.recognizer!r})")
@@ -157,7 +169,7 @@ class OCRPipeline:
                          "box_thresh": det.db.box_thresh, "unclip_ratio": det.db.unclip_ratio},
         text_rec_score_thresh=float(params.text_rec_score_thresh),
         use_textline_orientation=bool(params.use_textline_orientation),
-        doc_preprocessor_res=doc_res, input_img=img,
+        doc_preprocessor_res=doc_res, input_img=img, runtime=self.model_settings,
         timings={"doc": t1 - t0, "det": t2 - t1, "cls": t3 - t2, "rec": t4 - t3})
 
   def predict(self, input: Any, **params) -> Iterator[OCRResult]:  # pylint: disable=redefined-builtin
@@ -196,7 +208,8 @@ def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
                     text_det_use_dilation: bool = False, text_det_score_mode: str = "fast",
                     text_det_max_candidates: int | None = None,
                     rec_dict_path: str | None = None, recognizer=None,
-                    text_rec_padding: str = "batch", **params) -> OCRPipeline:
+                    text_rec_padding: str = "batch", backend: str = "auto",
+                    precision: str = "f32", **params) -> OCRPipeline:
   """PaddleX's `create_pipeline("OCR")` on textrec's models (module doc).
 
   ocr_version: "PP-OCRv4" | "PP-OCRv5" (None: this) | "PP-OCRv6": the generation whose
@@ -215,6 +228,10 @@ def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
   new width under JAX) or "bucket" (each crop padded to its own width bucket, as
   `create_model` does: a line's text does not depend on the other lines, fewer compiles).
   recognizer: an existing TextRecognizer to use instead of loading rec_model.
+  backend: "auto" (default) | "jax" | "onnxruntime" ("onnx") | "openvino" for every model
+  (textrec.inference.runtimes; auto: the fastest for an exported dir, timed once per machine,
+  jax for other weights); precision: "f32" | "bf16" (openvino). Each result's
+  model_settings names the backend each model ran on and the precision.
   """
   if pipeline not in PIPELINES:
     raise UnknownNameError(f"unknown pipeline {pipeline!r}; available: {list(PIPELINES)}")
@@ -244,25 +261,28 @@ def create_pipeline(pipeline: str = "OCR", *, ocr_version: str | None = None,
                   max_candidates=int(gen.max_candidates if text_det_max_candidates is None
                                      else text_det_max_candidates))
   p.det_params(db_extra)  # bad values fail before any weights are read
+  backend = runtimes.canonical(backend)
+  precision = runtimes.check_precision(backend, precision)
+  on = dict(backend=backend, precision=precision)
   if recognizer is None:
     recognizer = predictor.create_model(rec_model or gen.rec_model, model_dir=rec_model_dir,
                                         batch_size=text_recognition_batch_size,
-                                        dict_path=rec_dict_path)
+                                        dict_path=rec_dict_path, **on)
   detector = load_detector(det_model or gen.det_model, det_model_dir,
                            mean=text_detection.IMAGENET_MEAN if det_mean is None else det_mean,
                            std=text_detection.IMAGENET_STD if det_std is None else det_std,
-                           pad_to=det_pad_to)
+                           pad_to=det_pad_to, **on)
   orientation = None
   if p.use_textline_orientation or cls_model_dir:
     thresh = (gen.textline_orientation_thresh if textline_orientation_thresh is None
               else textline_orientation_thresh)
     orientation = load_orientation(cls_model or gen.cls_model, cls_model_dir,
                                    batch_size=textline_orientation_batch_size,
-                                   thresh=float(thresh))
+                                   thresh=float(thresh), **on)
   doc_ori = None
   if p.use_doc_orientation_classify or doc_orientation_model_dir:
     doc_ori = doc_orientation.load_doc_orientation(doc_orientation_model,
-                                                   model_dir=doc_orientation_model_dir)
+                                                   model_dir=doc_orientation_model_dir, **on)
   return OCRPipeline(detector, recognizer, orientation, p, text_recognition_batch_size,
                      db_extra, doc_orientation=doc_ori,
                      ocr_version=ocr_version or ocr_versions.DEFAULT,

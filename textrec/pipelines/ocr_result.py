@@ -31,8 +31,10 @@ class OCRResult(rec_results.ResultFiles):
   turned by it counter-clockwise, in {0, 90, 180, 270}; -1 unclassified) and output_img (BGR,
   what detection saw; not part of `.json`). input_img: the image detection saw (drawn by
   save_to_img). timings: seconds spent in document preprocessing / detection / orientation /
-  recognition (not part of `.json`). page_index: the page of a PDF input (0-based), None
-  for an image; a page's files are named `<pdf stem>_<page_index>...` as PaddleX names them.
+  recognition (not part of `.json`). runtime: which backend ran each model and at which
+  precision, {"backend": {"det": ..., "cls": ..., "rec": ...}, "precision": ...}; in `.json`'s
+  model_settings. page_index: the page of a PDF input (0-based), None for an image; a page's
+  files are named `<pdf stem>_<page_index>...` as PaddleX names them.
   """
   img_suffix = "_ocr_res_img"  # PaddleX's name for the OCR drawing
   index: int
@@ -49,6 +51,7 @@ class OCRResult(rec_results.ResultFiles):
   doc_preprocessor_res: dict[str, Any] | None = None
   input_img: np.ndarray | None = dataclasses.field(default=None, repr=False)
   timings: dict[str, float] = dataclasses.field(default_factory=dict, repr=False)
+  runtime: dict[str, Any] | None = None
   error: str | None = None
   page_index: int | None = None
 
@@ -68,6 +71,8 @@ class OCRResult(rec_results.ResultFiles):
         "model_settings": {"use_doc_preprocessor": self.doc_preprocessor_res is not None,
                            "use_textline_orientation": self.use_textline_orientation},
     }
+    if self.runtime is not None:
+      res["model_settings"].update(self.runtime)
     if self.doc_preprocessor_res is not None:
       d = self.doc_preprocessor_res
       res["doc_preprocessor_res"] = {

@@ -124,10 +124,11 @@ class TextlineOrientation:
 
 
 def load_orientation(name: str = "ch_ppocr_mobile_v2.0_cls",
-                     model_dir: str | os.PathLike | None = None, **kwargs
-                     ) -> TextlineOrientation:
+                     model_dir: str | os.PathLike | None = None, backend: str = "auto",
+                     precision: str = "f32", **kwargs) -> TextlineOrientation:
   """A TextlineOrientation (kwargs: batch_size, thresh) of model `name` (`SPECS`) with the
-  official weights, a Paddle inference directory's or a textrec export's."""
+  official weights, a Paddle inference directory's or a textrec export's, on `backend` at
+  `precision` (forward.load_forward)."""
   spec_of(name)
-  fwd, source = forward.load_forward(name, "cls", model_dir)
+  fwd, source = forward.load_forward(name, "cls", model_dir, backend, precision)
   return TextlineOrientation(name, fwd, source=source, **kwargs)

@@ -6,9 +6,11 @@ from textrec.inference import predict_files
 from textrec.pipelines import ocr
 
 
-def pipeline_from_config(config, recognizer=None):
+def pipeline_from_config(config, recognizer=None, backend: str | None = None,
+                         precision: str | None = None):
   """An OCRPipeline from config.ocr (+ config.model.name / config.predict.model_dir for the
-  recognizer, unless `recognizer` is given); None / "" settings are the ocr_version's."""
+  recognizer, unless `recognizer` is given); None / "" settings are the ocr_version's.
+  backend / precision: for every model (default config.predict's)."""
   o = config.ocr
   params = {k: o[k] for k in (
       "use_doc_orientation_classify", "use_doc_unwarping", "use_textline_orientation",
@@ -23,7 +25,9 @@ def pipeline_from_config(config, recognizer=None):
                 doc_unwarping_model_dir=o.doc_unwarping_model_dir or None,
                 textline_orientation_thresh=o.textline_orientation_thresh,
                 text_rec_padding=o.text_rec_padding,
-                text_recognition_batch_size=int(config.predict.batch_size), **params)
+                text_recognition_batch_size=int(config.predict.batch_size),
+                backend=backend or config.predict.get("backend", "auto"),
+                precision=precision or config.predict.get("precision", "f32"), **params)
   if recognizer is None:
     return ocr.create_pipeline(o.pipeline, rec_model=config.model.name or None,
                                rec_model_dir=config.predict.model_dir or None,

@@ -93,8 +93,9 @@ class TextDetector:
 
 
 def load_detector(name: str = "PP-OCRv4_mobile_det", model_dir: str | os.PathLike | None = None,
-                  **kwargs) -> TextDetector:
+                  backend: str = "auto", precision: str = "f32", **kwargs) -> TextDetector:
   """A TextDetector with the official weights (model_dir None: imported from the ONNX in
-  rapidocr-onnxruntime), a Paddle inference directory's or a textrec export's."""
-  fwd, source = forward.load_forward(name, "det", model_dir)
+  rapidocr-onnxruntime), a Paddle inference directory's or a textrec export's, on `backend`
+  at `precision` (forward.load_forward)."""
+  fwd, source = forward.load_forward(name, "det", model_dir, backend, precision)
   return TextDetector(name, fwd, source=source, **kwargs)

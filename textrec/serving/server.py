@@ -22,7 +22,7 @@ from textrec.runtime import compile_cache
 from textrec.serving import app as app_lib
 from textrec.serving import fetch
 
-BACKENDS = ("auto", "onnx", "jax")
+BACKENDS = ("auto", "onnxruntime", "onnx", "openvino", "jax")  # onnx: onnxruntime
 
 
 def limits_of(s) -> app_lib.Limits:
@@ -47,29 +47,34 @@ def limits_of(s) -> app_lib.Limits:
 
 
 def load_recognizer(name: str, model_dir: str, backend: str, max_batch: int,
-                    rotate_tall: float = 0.0) -> predictor.TextRecognizer:
-  """The recognizer to serve. backend "onnx": an exported inference dir through onnxruntime
-  (no JAX), or the official ONNX when model_dir is ""; "jax": anything create_model takes
-  but an exported dir; "auto": onnx for an exported dir, else jax."""
+                    rotate_tall: float = 0.0, precision: str = "f32"
+                    ) -> predictor.TextRecognizer:
+  """The recognizer to serve. backend "onnxruntime" (= "onnx") / "openvino": an exported
+  inference dir's ONNX (no JAX), or the official ONNX when model_dir is ""; "jax": anything
+  create_model takes but an exported dir; "auto": for an exported dir the fastest of those
+  that can run it (timed once per machine: textrec.inference.auto_backend), else jax.
+  precision: f32 | bf16 (openvino)."""
   if backend not in BACKENDS:
     raise UsageError(f"serve.backend must be one of {BACKENDS}, got {backend!r}")
   kind = predictor.model_dir_kind(model_dir or None)
-  if backend == "auto":
-    backend = "onnx" if kind == "exported" else "jax"
-  if backend == "onnx" and kind == "official":
+  if backend == "auto" and kind != "exported":
+    backend = "jax"
+  if backend in ("onnx", "onnxruntime", "openvino") and kind == "official":
     model_dir = onnx_backend.official_dir(name)
-  elif backend == "onnx" and kind != "exported":
-    raise UsageError(f"backend=onnx serves an exported inference dir; {model_dir!r} is a "
+  elif backend in ("onnx", "onnxruntime", "openvino") and kind != "exported":
+    raise UsageError(f"backend={backend} serves an exported inference dir; {model_dir!r} is a "
                      f"{kind} model: export it (--config.mode=export) or use backend=jax")
   elif backend == "jax" and kind == "exported":
-    raise UsageError(f"{model_dir!r} is an exported inference dir: serve it with backend=onnx")
+    raise UsageError(f"{model_dir!r} is an exported inference dir: serve it with backend=onnx "
+                     "(onnxruntime), openvino or auto")
   if backend == "jax":
     compile_cache.enable()
   # onnxruntime's threads sleep between ops instead of spinning: the event loop needs the
   # CPU too (scripts/load_test.py measures it).
   return predictor.create_model(name, model_dir=model_dir or None, batch_size=max_batch,
                                 rotate_tall=rotate_tall,
-                                session_config={"session.intra_op.allow_spinning": "0"})
+                                session_config={"session.intra_op.allow_spinning": "0"},
+                                backend=backend, precision=precision)
 
 
 class ServedOCR:
@@ -96,7 +101,7 @@ def run(config) -> int:
   limits = limits_of(s)
   t0 = time.perf_counter()
   rec = load_recognizer(config.model.name, s.model_dir, s.backend, limits.max_batch,
-                        float(config.predict.rotate_tall))
+                        float(config.predict.rotate_tall), s.get("precision", "f32"))
   rec.recognize([np.full((48, 160, 3), 255, np.uint8)])  # loads / compiles before serving
   import cv2  # pylint: disable=g-import-not-at-top
   import uvicorn  # pylint: disable=g-import-not-at-top
@@ -104,10 +109,11 @@ def run(config) -> int:
   # errors only: a bad image is answered 400, not logged as a warning
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
-  info = {"model": rec.model_name, "source": rec.source}
+  info = {"model": rec.model_name, "source": rec.source, **rec.model_settings}
   pipeline = None
   if "ocr" in config:  # configs/ocr.py: /ocr runs the OCR pipeline on the same recognizer
-    pipeline = ServedOCR(predict_lib.pipeline_from_config(config, recognizer=rec))
+    pipeline = ServedOCR(predict_lib.pipeline_from_config(
+        config, recognizer=rec, backend=s.backend, precision=s.get("precision", "f32")))
     pipeline.predict([np.full((64, 256, 3), 255, np.uint8)])  # compiles before serving
     info["ocr"] = {"ocr_version": pipeline.pipe.ocr_version,
                    "det": pipeline.pipe.detector.source,

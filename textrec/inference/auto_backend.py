@@ -1,0 +1,154 @@
+"""backend="auto": the fastest runtime for a model, timed once per machine and recorded.
+
+The first time a model (its ONNX file's sha256) is loaded with backend auto on a machine, each
+candidate runtime that can run it is loaded, called once (compiles, warms up), then timed on
+one representative input in alternating rounds; the median decides. The candidates are the
+runtimes that read the ONNX file (textrec.inference.runtimes: onnxruntime, and openvino when
+installed, at the precision asked for). JAX is not one: an export holds no weights JAX reads
+(an export of the official weights could run them, but an exported model is meant to run
+without JAX; backend="jax" does it on request), and for every other kind of weights JAX is
+the one runtime, so auto means jax there. The winner is recorded in
+`<cache root>/programs/backends.json` (beside textrec.runtime.xla_cpu's kernel choice, with the
+same kind of key: CPU model, runtime versions), one short line on stderr says what was chosen,
+and every later load of that model with that input signature, in any process, takes the
+record without timing. The runtime setting program_cache off keeps choices in memory only.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import statistics
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from textrec import files
+from textrec.errors import MissingExtraError
+from textrec.runtime import programs, xla_cpu
+
+RECORD_FILE = "backends.json"
+_LOCK = threading.Lock()
+_MEMORY: dict[str, str] = {}
+
+Forward = Callable[[np.ndarray], np.ndarray]
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: part of the key
+  del size, mtime_ns
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def file_sha256(path: str) -> str:
+  st = os.stat(path)
+  return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+def _version(dist: str) -> str:
+  try:
+    return importlib.metadata.version(dist)
+  except importlib.metadata.PackageNotFoundError:
+    return "-"
+
+
+def record_key(onnx_path: str, shape: tuple[int, ...], candidates: list[str]) -> str:
+  """The model (sha256 of its ONNX file), the timed input's shape, the candidates with their
+  versions, and the CPU."""
+  versions = ",".join(f"{c}={_version('jax' if c == 'jax' else c)}" for c in sorted(candidates))
+  sig = f"{file_sha256(onnx_path)[:16]} {list(shape)} {versions} {xla_cpu.cpu_model()}"
+  return hashlib.sha256(sig.encode()).hexdigest()[:24]
+
+
+def record_file() -> pathlib.Path | None:
+  where = programs.cache_dir()
+  return where / RECORD_FILE if where is not None else None
+
+
+def _read(path: pathlib.Path | None) -> dict[str, Any]:
+  if path is None:
+    return {}
+  try:
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def recorded(key: str) -> str | None:
+  """The backend recorded for `key` (in this process or on disk), or None."""
+  if key in _MEMORY:
+    return _MEMORY[key]
+  entry = _read(record_file()).get(key)
+  return entry.get("choice") if isinstance(entry, dict) else None
+
+
+def _record(key: str, entry: dict[str, Any]) -> None:
+  _MEMORY[key] = entry["choice"]
+  path = record_file()
+  if path is None:
+    return
+  try:
+    data = _read(path)
+    data[key] = entry
+    files.atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
+  except OSError:  # a read-only or full disk: this process keeps the choice in memory
+    pass
+
+
+def fastest(runs: dict[str, Forward], x: np.ndarray, rounds: int = 7,
+            budget_s: float = 4.0) -> tuple[str, dict[str, float]]:
+  """-> (name of the fastest of `runs` on x, {name: median ms}): one warm-up call each, then
+  alternating rounds of one call each, at least 3, at most `rounds` or until `budget_s`."""
+  for run in runs.values():
+    run(x)
+  ts: dict[str, list[float]] = {n: [] for n in runs}
+  start = time.perf_counter()
+  for r in range(rounds):
+    if r >= 3 and time.perf_counter() - start > budget_s:
+      break
+    for n, run in runs.items():
+      t = time.perf_counter()
+      run(x)
+      ts[n].append(time.perf_counter() - t)
+  ms = {n: 1e3 * statistics.median(v) for n, v in ts.items()}
+  return min(ms, key=ms.get), ms
+
+
+def choose(onnx_path: str, candidates: dict[str, Callable[[], Forward]], example: np.ndarray,
+           label: str) -> tuple[str, Forward]:
+  """-> (backend, its forward): the recorded choice for this model and input signature, or
+  the fastest of `candidates` (name -> a loader of its forward, all taking `example`), timed
+  now and recorded. A candidate whose package is missing is left out."""
+  with _LOCK:
+    key = record_key(onnx_path, example.shape, list(candidates))
+    best = recorded(key)
+    if best in candidates:
+      try:
+        return best, candidates[best]()
+      except (ImportError, MissingExtraError):  # uninstalled since: measure again
+        pass
+    runs: dict[str, Forward] = {}
+    for name, load in candidates.items():
+      try:
+        runs[name] = load()
+      except (ImportError, MissingExtraError):
+        continue
+    best, ms = fastest(runs, example) if len(runs) > 1 else (next(iter(runs)), {})
+    _record(key, {"choice": best, "ms": {n: round(v, 3) for n, v in ms.items()},
+                  "model": label, "shape": list(example.shape), "cpu": xla_cpu.cpu_model(),
+                  "date": time.strftime("%Y-%m-%d")})
+    times = ", ".join(f"{n} {v:.1f} ms" for n, v in sorted(ms.items(), key=lambda kv: kv[1]))
+    print(f"backend auto: {best} for {label} ({times or 'the only one installed'}; "
+          f"input {list(example.shape)}; recorded for this machine)", file=sys.stderr)
+    return best, runs[best]
