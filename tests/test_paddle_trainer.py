@@ -56,12 +56,22 @@ GRAD_FLOOR = {"PP-OCRv4_mobile_rec": 1e-3, "PP-OCRv4_server_rec": 1e-4, "ch_SVTR
 # Global gradient norm after the first update: loose (float64 moves it by up to 23 %).
 LATE_NORM_RTOL = {"PP-OCRv4_mobile_rec": 1e-2, "PP-OCRv4_server_rec": 0.5, "ch_SVTRv2_rec": 0.2,
                   "ch_RepSVTR_rec": 1e-3}
-WORST: dict[str, dict[str, float]] = {}  # model -> quantity -> worst observed difference
+# model -> quantity -> [worst observed difference, its tolerance, worst difference/tolerance]
+WORST: dict[str, dict[str, list]] = {}
+REPORT = os.environ.get("TEXTREC_TRAINER_REPORT") == "1"  # opt-in table (test_report_worst)
 
 
-def _note(model: str, what: str, value: float) -> None:
-  WORST.setdefault(model, {})[what] = max(WORST.get(model, {}).get(what, 0.0), float(value))
-  print(f"{model}: {what} {value:.3g}")
+def _note(model: str, what: str, value: float, tol: float | str = "",
+          ratio: float | None = None) -> None:
+  """Records the worst `value` of a quantity, with the tolerance it was held to (a number, or
+  a word for per-element rules) and the worst value/tolerance ratio (<= 1 passes)."""
+  if ratio is None and isinstance(tol, (int, float)) and tol:
+    ratio = value / tol
+  row = WORST.setdefault(model, {}).setdefault(what, [0.0, tol, 0.0])
+  if value >= row[0]:
+    row[0], row[1] = float(value), tol
+  row[2] = max(row[2], float(ratio or 0.0))
+  print(f"{model}: {what} {value:.3g} (tolerance {tol})")
 
 
 def _rel(a, b) -> np.ndarray:
@@ -280,39 +290,51 @@ def test_optimizer_alone_step2(prepared):
     err = float((np.abs(p2.astype(np.float64) - want) / np.spacing(size.astype(np.float32))).max())
     worst = max(worst, err)
     assert err <= 6, f"{n}: {err:.1f} ulps"
-  _note(fixture.model, "optimizer-alone step 2 (float32 ulps)", worst)
+  _note(fixture.model, "optimizer-alone step 2 (float32 ulps)", worst, 6)
 
 
 # --------------------------------------------------------------------------- the 5 steps
 def test_lr_per_step(fixture, run):
+  d = np.abs(np.asarray(run["lr"]) - fixture.rec["steps/lr"]).max()
+  _note(fixture.model, "lr |d|", d, 1e-6 * 4e-4 + 1e-10)
   np.testing.assert_allclose(run["lr"], fixture.rec["steps/lr"], rtol=1e-6, atol=1e-10)
   assert run["lr"][0] == 0.0
 
 
 def test_losses(fixture, run):
-  """Step 1 (= step 2: lr 0) within rtol 1e-5; after the updates the README's per-model rtol."""
+  """Step 1 (= step 2: lr 0) within rtol 1e-5; after the updates the README's per-model rtol.
+
+  Per-sample CTC after the updates: the fixture's float64 run records the batch mean only. The
+  README's loss rtol bounds the float32 drift of that mean; a mean of B samples whose drifts
+  are independent drifts sqrt(B) times less than each sample (and as much as each when they
+  are correlated), so each sample is held to sqrt(B) * rtol of the batch mean, absolute.
+  """
   m, r = fixture.model, fixture.rec
   for s in range(STEPS):
     rtol = 1e-5 if s < 2 else LOSS_RTOL[m]
+    when = "step 1-2" if s < 2 else "step 3-5"
     for ours, key in (("loss", "loss"), ("ctc", "ctc_loss"), ("nrtr", "nrtr_loss")):
       got, want = run["metrics"][s][ours], r[f"steps/{key}"][s]
-      _note(m, f"{key} rel (step {'1-2' if s < 2 else '3-5'})", _rel(got, want))
+      _note(m, f"{key} rel ({when})", _rel(got, want), rtol)
       assert got == pytest.approx(want, rel=rtol), (s + 1, key, got, want)
-    per = run["ctc_per_sample"][s]
-    _note(m, f"ctc per sample rel (step {'1-2' if s < 2 else '3-5'})",
-          _rel(per, r["steps/ctc_loss_per_sample"][s]).max())
-    np.testing.assert_allclose(per, r["steps/ctc_loss_per_sample"][s], rtol=rtol)
+    per, want = run["ctc_per_sample"][s], r["steps/ctc_loss_per_sample"][s]
+    atol = (1.0 if s < 2 else np.sqrt(len(want))) * rtol * abs(r["steps/ctc_loss"][s])
+    _note(m, f"ctc per sample |d| ({when})", np.abs(per - want).max(), float(f"{atol:.3g}"),
+          np.abs(per - want).max() / atol)
+    np.testing.assert_allclose(per, want, rtol=0, atol=atol, err_msg=f"step {s + 1}")
 
 
 def test_logits_stats(fixture, run):
   """L2 and max|x| of the CTC and NRTR logits, step 1 within rtol 1e-4."""
   for kind in ("ctc", "nrtr"):
     got, want = run[f"{kind}_logits"][0], fixture.rec[f"steps/{kind}_logits_stats"][0]
-    _note(fixture.model, f"{kind} logits L2/max rel (step 1)", _rel(got, want)[[0, 2]].max())
+    _note(fixture.model, f"{kind} logits L2/max rel (step 1)", _rel(got, want)[[0, 2]].max(),
+          1e-4)
     np.testing.assert_allclose(got[[0, 2]], want[[0, 2]], rtol=1e-4)
     for s in range(2, STEPS):  # after the updates the L2 (max|x| is one chaotic element)
       got, want = run[f"{kind}_logits"][s], fixture.rec[f"steps/{kind}_logits_stats"][s]
-      _note(fixture.model, f"{kind} logits L2 rel (steps 3-5)", _rel(got[0], want[0]))
+      _note(fixture.model, f"{kind} logits L2 rel (step 3-5)", _rel(got[0], want[0]),
+            3 * LOSS_RTOL[fixture.model])
       assert got[0] == pytest.approx(want[0], rel=3 * LOSS_RTOL[fixture.model]), (kind, s + 1)
 
 
@@ -320,8 +342,9 @@ def test_global_grad_norm(fixture, run):
   m = fixture.model
   for s in range(STEPS):
     got, want = run["metrics"][s]["grad_norm"], fixture.rec["steps/grad_global_norm"][s]
-    _note(m, f"grad norm rel (step {'1-2' if s < 2 else '3-5'})", _rel(got, want))
-    assert got == pytest.approx(want, rel=1e-3 if s < 2 else LATE_NORM_RTOL[m]), (s + 1, got)
+    rtol = 1e-3 if s < 2 else LATE_NORM_RTOL[m]
+    _note(m, f"grad norm rel (step {'1-2' if s < 2 else '3-5'})", _rel(got, want), rtol)
+    assert got == pytest.approx(want, rel=rtol), (s + 1, got)
 
 
 def _adam_mu(state) -> dict:
@@ -332,9 +355,27 @@ def _adam_mu(state) -> dict:
   return flax.traverse_util.flatten_dict({"params": mus[0]})
 
 
+def _sum_noise(fixture) -> float:
+  """The float32 noise of a gradient's sum, as a fraction of its L2: the 99th percentile over
+  the checked parameters of |Paddle float32 - float64| / L2 of the step-1 sum column.
+
+  A conv weight ahead of a train-mode BatchNorm gets a gradient whose sum cancels (the BN
+  makes the conv output's gradient zero-mean, the ReLU inputs are non-negative), so float32
+  rounding shifts it along the all-ones direction: PaddleOCR's own float32 sums miss the
+  float64 ones by up to 9 % of the L2 (server), while the L2 norms agree to 3e-3.
+  """
+  g32, g64 = fixture.rec["grad_stats"][0], fixture.rec["f64/grad_stats"][0]
+  keep = [i for i, n in enumerate(fixture.param_names)
+          if n not in fixture.null and n not in fixture.small]
+  return float(np.percentile(np.abs(g32[keep, 1] - g64[keep, 1]) / g64[keep, 0], 99))
+
+
 def test_step1_gradients(fixture, setup, run):
   """Every parameter's step-1 raw gradient [L2, sum, max]: Adam's first moment after step 1
-  is (1 - b1) * (g + c * p), so g = mu / (1 - b1) - c * p."""
+  is (1 - b1) * (g + c * p), so g = mu / (1 - b1) - c * p.
+
+  The sum column also within 2 * `_sum_noise` * L2 (ours and Paddle's both carry float32
+  noise of that size)."""
   m, cfg = fixture.model, fixture.config
   p0 = flax.traverse_util.flatten_dict({"params": run["states"][0].params})
   mu = _adam_mu(run["states"][1])
@@ -344,8 +385,9 @@ def test_step1_gradients(fixture, setup, run):
   keys = flax_keys({"params": run["states"][0].params}, fixture.param_names)
   gnorm = fixture.rec["steps/grad_global_norm"][0]
   f64 = fixture.rec["f64/grad_stats"][0]
-  worst_l2 = worst_sum = 0.0
+  worst_l2 = worst_sum = ratio_l2 = ratio_sum = 0.0
   checked = 0
+  sum_noise = _sum_noise(fixture)
   for i, n in enumerate(fixture.param_names):
     if n in fixture.null or n in fixture.small:
       continue
@@ -361,14 +403,19 @@ def test_step1_gradients(fixture, setup, run):
     tol = max(GRAD_RTOL[m] * want[0], by_f64)
     if m == "PP-OCRv4_mobile_rec" and want[0] < 1e-5 * gnorm:
       tol = max(by_f64, 1e-6 * gnorm)
+    sum_tol = max(1e-2 * want[0] + tol, 2 * sum_noise * want[0])
     worst_l2 = max(worst_l2, _rel(got[0], want[0]))
     worst_sum = max(worst_sum, abs(got[1] - want[1]) / want[0])
+    ratio_l2 = max(ratio_l2, abs(got[0] - want[0]) / tol)
+    ratio_sum = max(ratio_sum, abs(got[1] - want[1]) / sum_tol)
     assert abs(got[0] - want[0]) <= tol, (n, got[0], want[0])
-    assert abs(got[1] - want[1]) <= 1e-2 * want[0] + tol, (n, "sum", got[1], want[1])
+    assert abs(got[1] - want[1]) <= sum_tol, (n, "sum", got[1], want[1], sum_tol)
     checked += 1
   assert checked >= len(fixture.param_names) - len(fixture.null) - len(fixture.small)
-  _note(m, "step-1 per-param grad L2 rel", worst_l2)
-  _note(m, "step-1 per-param grad sum |d|/L2", worst_sum)
+  _note(m, "step-1 per-param grad L2 rel", worst_l2, f"per param (rtol {GRAD_RTOL[m]:g} or "
+        "f64 rule)", ratio_l2)
+  _note(m, "step-1 per-param grad sum |d|/L2", worst_sum,
+        f"per param (>= {max(2e-2, 2 * sum_noise):.3g} L2)", ratio_sum)
 
 
 def _paddle_state(fixture, state) -> dict[str, np.ndarray]:
@@ -389,7 +436,7 @@ def test_bn_running_stats_after_step2(fixture, run):
     want = fixture.rec[f"full_step2/{n}"]
     worst = max(worst, (np.abs(ours[n] - want) / np.maximum(np.abs(want), 1e-3)).max())
     np.testing.assert_allclose(ours[n], want, rtol=1e-5, atol=1e-7, err_msg=n)
-  _note(fixture.model, "BN running stats after step 2 rel", worst)
+  _note(fixture.model, "BN running stats after step 2 (full) rel", worst, 1e-5)
 
 
 def test_values_after_step5(fixture, run):
@@ -410,16 +457,20 @@ def test_values_after_step5(fixture, run):
       worst = max(worst, d)
       rtol = 1e-5 if s == 0 else VALUE_RTOL[m]  # step 1 has lr 0: only BN statistics move
       assert d <= rtol, (s + 1, n, got[0], want[0])
-    _note(m, f"value L2 rel after step {s + 1}", worst)
-    _note(m, f"BN stats L2 rel after step {s + 1}", worst_bn)
+    rtol = 1e-5 if s == 0 else VALUE_RTOL[m]
+    _note(m, f"value L2 rel after step {s + 1}", worst, rtol)
+    _note(m, f"BN stats L2 rel after step {s + 1}", worst_bn, rtol)
 
 
 def test_full_tensors_after_step5(fixture, run):
   """The stored representative tensors, elementwise within atol 2e-3 (about 2 * sum lr * mu;
-  BN running statistics also within 2x the value rtol)."""
+  BN running statistics also within 2x the value rtol), or within twice PaddleOCR's own
+  float32-vs-float64 max |d| of that tensor (the json's `float32_vs_float64.full_tensors_step5`:
+  ours and Paddle's float32 each drift from the exact values by about that much)."""
   ours = _paddle_state(fixture, run["states"][STEPS])
   names = [k.split("/", 1)[1] for k in fixture.rec if k.startswith("full/")]
-  worst = 0.0
+  f64_gap = fixture.info["float32_vs_float64"]["full_tensors_step5"]
+  worst = ratio = 0.0
   for n in names:
     got, want = ours[n], fixture.rec[f"full/{n}"]
     idx = fixture.rec.get(f"full_index/{n}")
@@ -429,11 +480,26 @@ def test_full_tensors_after_step5(fixture, run):
     worst = max(worst, float(np.abs(got - want).max()))
     # BN running statistics follow the features, which drift like the values (value rtol).
     rtol = 2 * VALUE_RTOL[fixture.model] if n.endswith(("._mean", "._variance")) else 0
-    np.testing.assert_allclose(got, want, atol=2e-3, rtol=rtol, err_msg=n)
-  _note(fixture.model, "full tensors after step 5 max|d|", worst)
+    atol = max(2e-3, 2 * f64_gap[n]["max_abs_diff"])
+    ratio = max(ratio, float((np.abs(got - want) / (atol + rtol * np.abs(want))).max()))
+    np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=n)
+  _note(fixture.model, "full tensors after step 5 max|d|", worst,
+        "per tensor (atol >= 2e-3)", ratio)
 
 
-def test_report_worst():
-  """Prints the worst differences of the tests above (pytest -s)."""
+@pytest.fixture(scope="module", autouse=True)
+def report_worst(request):
+  """After the module's tests: the worst differences recorded by `_note`, with their
+  tolerances and the worst difference/tolerance ratio, on the terminal
+  (TEXTREC_TRAINER_REPORT=1)."""
+  yield
+  if not REPORT or not WORST:
+    return
+  lines = []
   for m, d in WORST.items():
-    print(json.dumps({m: {k: float(f"{v:.3g}") for k, v in d.items()}}, indent=1))
+    lines.append(f"{m}")
+    lines.append(f"  {'quantity':44s} {'worst':>9s} {'ratio':>5s}  tolerance")
+    for k, (v, tol, ratio) in d.items():
+      lines.append(f"  {k:44s} {v:9.3g} {ratio:5.2f}  {tol}")
+  tr = request.config.pluginmanager.get_plugin("terminalreporter")
+  tr.write_line("\n" + "\n".join(lines))
