@@ -158,6 +158,9 @@ def serve_section() -> mlc.ConfigDict:
       max_body_bytes=8_000_000,     # larger request bodies get 413
       timeout_s=30.0,          # per request; 504 past it
       access_log=False,        # uvicorn's per-request log lines
+      # processes, each with its own model, on one port; each pinned to cores / workers CPUs
+      # (textrec/serving/workers.py). /metrics sums them all.
+      workers=1,
   ))
 
 
