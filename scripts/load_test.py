@@ -490,8 +490,8 @@ def run_ocr_workers(args, images: OcrImages) -> None:
       closed_loop(srv.url, images, args.ocr_clients, 600, 4 * args.ocr_clients)  # warm-up
       with open("/proc/loadavg", encoding="ascii") as f:
         load = " ".join(f.read().split()[:3])
-      r = closed_loop(srv.url, images, args.ocr_clients, 3600, args.ocr_requests)
-      print(load_line(f"serve.workers={w}, {args.ocr_clients} clients, {args.ocr_requests} "
+      r = closed_loop(srv.url, images, args.ocr_clients, 3600, args.ocr_compare)
+      print(load_line(f"serve.workers={w}, {args.ocr_clients} clients, {args.ocr_compare} "
                       f"requests (load average before: {load})", r), flush=True)
     finally:
       print(f"exit {srv.stop()}; {[ln for ln in srv.lines if 'accepted' in ln][-1:]}")
@@ -521,6 +521,7 @@ def main() -> None:
   ap.add_argument("--ocr_clients", type=int, default=8)
   ap.add_argument("--ocr_requests", type=int, default=500)
   ap.add_argument("--ocr_soak", type=int, default=5000)
+  ap.add_argument("--ocr_compare", type=int, default=200, help="requests per workers setting")
   ap.add_argument("--ocr_small", action="store_true", help="320x100 one-line images")
   ap.add_argument("--ocr_side", type=int, default=640, help="longer side of shared images")
   ap.add_argument("--ocr_images", default=str(REPO.parent / "shared" / "data" / "ocr_images"))
