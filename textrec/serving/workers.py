@@ -116,7 +116,8 @@ def supervise(n: int, host: str, port: int, target: Target, name: str,
   """Serves with n workers running `target` on one socket until SIGTERM/SIGINT; returns the
   exit code (0 drained, 1 a worker failed). Prints the address once every worker serves, and
   the totals at the end. A worker's loading error is re-raised here after the others stop."""
-  sock = socket.create_server((host, port), backlog=2048)
+  family = socket.AF_INET6 if ":" in host else socket.AF_INET
+  sock = socket.create_server((host, port), family=family, backlog=2048)
   host, port = sock.getsockname()[:2]
   metrics_dir = tempfile.mkdtemp(prefix="textrec-metrics-")
   os.environ[MULTIPROC_ENV] = metrics_dir  # the workers inherit it
