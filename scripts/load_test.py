@@ -426,7 +426,8 @@ def run_faults(args, crops: Crops) -> None:
 
 
 def ocr_server(args, workers: int = 1) -> Server:
-  srv = Server(args, "configs/ocr.py", backend=args.ocr_backend, workers=workers)
+  srv = Server(args, "configs/ocr.py", backend=args.ocr_backend, workers=workers,
+               timeout_s=args.ocr_timeout_s)
   print(f"server: {srv.lines[-1] if srv.lines else ''}", flush=True)
   return srv
 
@@ -521,6 +522,8 @@ def main() -> None:
   ap.add_argument("--ocr_clients", type=int, default=8)
   ap.add_argument("--ocr_requests", type=int, default=500)
   ap.add_argument("--ocr_soak", type=int, default=5000)
+  ap.add_argument("--ocr_timeout_s", type=float, default=30.0,
+                  help="serve.timeout_s of the /ocr server (past it: 504)")
   ap.add_argument("--ocr_compare", type=int, default=200, help="requests per workers setting")
   ap.add_argument("--ocr_small", action="store_true", help="320x100 one-line images")
   ap.add_argument("--ocr_side", type=int, default=640, help="longer side of shared images")
