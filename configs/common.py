@@ -173,6 +173,9 @@ def serve_section() -> mlc.ConfigDict:
       # separated); "" = none (a URL is answered 403)
       allowed_url_hosts="",
       url_timeout_s=5.0,       # fetching a `file` URL (size limit: max_body_bytes)
+      # processes, each with its own model, on one port; each pinned to cores / workers CPUs
+      # (textrec/serving/workers.py). /metrics sums them all.
+      workers=1,
   ))
 
 

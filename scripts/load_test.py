@@ -8,6 +8,14 @@ Every loop is bounded in time (--seconds) and count (--max-requests).
   python scripts/load_test.py                      # load: batching vs max_batch=1 vs direct
   python scripts/load_test.py --only=soak --soak=20000
   python scripts/load_test.py --only=bad,faults
+  python scripts/load_test.py --only=ocr           # /ocr: 8 clients x 500, checked vs the pipeline
+  python scripts/load_test.py --only=ocr_soak --ocr_soak=5000 --ocr_small
+  python scripts/load_test.py --only=ocr_workers   # /ocr throughput, serve.workers=1 vs 2
+
+/ocr runs serve configs/ocr.py (the OCR pipeline, backend auto) on a drawn page and, where
+../shared/data/ocr_images exists, its images shrunk to --ocr_side; --ocr_small: 320x100
+one-line images drawn here. Every 200 answer's rec_texts / rec_polys must equal
+textrec.create_pipeline("OCR").predict on the same image in this process.
 """
 from __future__ import annotations
 
@@ -44,9 +52,10 @@ from textrec.serving.client import Client  # noqa: E402
 class Server:
   """`python -m textrec.main --config.mode=serve` in a subprocess; stderr kept in `lines`."""
 
-  def __init__(self, args, **serve: object):
-    flags = dict(backend=args.backend, model_dir=args.model_dir, port=0, **serve)
-    cmd = [sys.executable, "-m", "textrec.main", f"--config={args.config}",
+  def __init__(self, args, config: str = "", **serve: object):
+    flags = dict(backend=args.backend, model_dir=args.model_dir, port=0)
+    flags.update(serve)
+    cmd = [sys.executable, "-m", "textrec.main", f"--config={config or args.config}",
            "--config.mode=serve"] + [f"--config.serve.{k}={v}" for k, v in flags.items()]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
@@ -69,9 +78,8 @@ class Server:
       raise RuntimeError("server did not start:\n" + "\n".join(self.lines[-20:]))
 
   def rss_mb(self) -> float:
-    with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as f:
-      kb = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
-    return kb / 1024
+    """RSS of the server and its processes (serve.workers), MB."""
+    return sum(rss_mb(p) for p in [self.proc.pid, *descendants(self.proc.pid)])
 
   def metrics(self) -> str:
     with Client(self.url) as c:
@@ -83,6 +91,33 @@ class Server:
     rc = self.proc.wait(timeout)
     time.sleep(0.1)  # the reader thread takes the last lines
     return rc
+
+
+def rss_mb(pid: int) -> float:
+  try:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+      return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")) / 1024
+  except (OSError, StopIteration):  # gone
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+  """The processes below `pid` (from /proc/*/stat's parent pids)."""
+  parent = {}
+  for d in os.listdir("/proc"):
+    if d.isdigit():
+      try:
+        with open(f"/proc/{d}/stat", encoding="ascii", errors="replace") as f:
+          parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+      except (OSError, IndexError, ValueError):
+        pass
+  out, todo = [], [pid]
+  while todo:
+    p = todo.pop()
+    kids = [c for c, pp in parent.items() if pp == p]
+    out += kids
+    todo += kids
+  return out
 
 
 def batch_hist(metrics: str) -> dict[str, float]:
@@ -123,10 +158,78 @@ class Crops:
     self.texts = [rec.recognize([im])[0][0] for im in self.images]
     self.alone_s = time.perf_counter() - t0
 
+  path = "/text-recognition"
+
+  def check(self, i: int, answer: dict) -> str:
+    text = answer["result"]["texts"][0]["rec_text"]
+    return "ok" if text == self.texts[i] else "text differs from predict"
+
+
+OCR_LINES = ["Dynamic batching", "serves OCR 2025", "textrec load test", "PP-OCRv5 pipeline"]
+WORDS = ["invoice", "Total 42.50", "hello world", "Berlin", "2025-06-01", "OCR server",
+         "quick brown fox", "ABC-123"]
+
+
+def drawn_page() -> np.ndarray:
+  """A white 560 x 900 page with four printed lines (as tests/test_ocr_generations.py)."""
+  img = np.full((560, 900, 3), 255, np.uint8)
+  for i, text in enumerate(OCR_LINES):
+    cv2.putText(img, text, (40, 110 + 110 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 3,
+                cv2.LINE_AA)
+  return img
+
+
+def drawn_line(text: str) -> np.ndarray:
+  """A white 320 x 100 image with one printed line."""
+  img = np.full((100, 320, 3), 255, np.uint8)
+  cv2.putText(img, text, (12, 62), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (20, 20, 20), 2, cv2.LINE_AA)
+  return img
+
+
+class OcrImages:
+  """/ocr request bodies and create_pipeline("OCR")'s rec_texts / rec_polys for each."""
+
+  path = "/ocr"
+
+  def __init__(self, small: bool, shared: pathlib.Path, side: int):
+    import textrec  # pylint: disable=g-import-not-at-top
+    if small:
+      self.names, self.images = WORDS, [drawn_line(w) for w in WORDS]
+    else:
+      self.names, self.images = ["drawn page"], [drawn_page()]
+      for f in sorted(shared.glob("*.jpg")) if shared.is_dir() else []:
+        img = cv2.imread(str(f))
+        scale = side / max(img.shape[:2])
+        if scale < 1:
+          img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        self.names.append(f.name)
+        self.images.append(img)
+    # PNG: lossless, so the server decodes the very pixels predicted here
+    self.bodies = [json.dumps({"file": base64.b64encode(cv2.imencode(".png", im)[1]).decode(),
+                               "fileType": 1}).encode() for im in self.images]
+    pipe = textrec.create_pipeline("OCR")
+    t0 = time.perf_counter()
+    self.want = []
+    for im in self.images:
+      res = next(iter(pipe.predict(im))).json["res"]
+      self.want.append((list(res["rec_texts"]), np.asarray(res["rec_polys"]).tolist()))
+    self.alone_s = time.perf_counter() - t0
+    self.lines = sum(len(t) for t, _ in self.want)
+
+  def check(self, i: int, answer: dict) -> str:
+    got = answer["result"]["ocrResults"][0]["prunedResult"]
+    if got["rec_texts"] != self.want[i][0]:
+      return "rec_texts differ from the pipeline"
+    if np.asarray(got["rec_polys"]).tolist() != self.want[i][1]:
+      return "rec_polys differ from the pipeline"
+    return "ok"
+
 
 def closed_loop(url: str, crops: Crops, clients: int, seconds: float, max_requests: int,
-                stop_event: threading.Event | None = None) -> dict:
-  """`clients` threads send requests back to back for `seconds` (or `max_requests` in all)."""
+                stop_event: threading.Event | None = None,
+                done: list[int] | None = None) -> dict:
+  """`clients` threads send requests back to back for `seconds` (or `max_requests` in all);
+  done[0] counts the answers as they come."""
   counter = itertools.count()
   lat: list[float] = []
   outcomes: collections.Counter = collections.Counter()
@@ -142,7 +245,7 @@ def closed_loop(url: str, crops: Crops, clients: int, seconds: float, max_reques
       i = n % len(crops.bodies)
       t0 = time.perf_counter()
       try:
-        status, _, data = c.request("POST", "/text-recognition", crops.bodies[i])
+        status, _, data = c.request("POST", crops.path, crops.bodies[i])
       except OSError as e:
         with lock:
           outcomes[f"connection error ({type(e).__name__})"] += 1
@@ -150,13 +253,11 @@ def closed_loop(url: str, crops: Crops, clients: int, seconds: float, max_reques
         time.sleep(0.05)
         continue
       dt = time.perf_counter() - t0
-      if status == 200:
-        text = json.loads(data)["result"]["texts"][0]["rec_text"]
-        kind = "ok" if text == crops.texts[i] else "text differs from predict"
-      else:
-        kind = f"HTTP {status}"
+      kind = crops.check(i, json.loads(data)) if status == 200 else f"HTTP {status}"
       with lock:
         outcomes[kind] += 1
+        if done is not None:
+          done[0] += 1
         if kind == "ok":
           lat.append(dt)
     c.close()
@@ -223,8 +324,8 @@ def run_load(args, rec, crops: Crops) -> None:
 
 def run_soak(args, crops: Crops) -> None:
   """args.soak requests in `args.soak_steps` steps, the server's RSS after each."""
-  srv = Server(args, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
-               max_queue=args.max_queue)
+  srv = Server(args, workers=args.workers, max_batch=args.max_batch,
+               max_delay_ms=args.max_delay_ms, max_queue=args.max_queue)
   try:
     warm = closed_loop(srv.url, crops, args.soak_clients, 600, args.soak_warmup)
     rss = [srv.rss_mb()]
@@ -324,6 +425,79 @@ def run_faults(args, crops: Crops) -> None:
             f"{accepted == r['ok'] + 8}")
 
 
+def ocr_server(args, workers: int = 1) -> Server:
+  srv = Server(args, "configs/ocr.py", backend=args.ocr_backend, workers=workers,
+               timeout_s=args.ocr_timeout_s)
+  print(f"server: {srv.lines[-1] if srv.lines else ''}", flush=True)
+  return srv
+
+
+def load_line(what: str, r: dict) -> str:
+  return (f"{what}: {r['ok']} answers equal to the pipeline's in {r['wall']:.1f} s "
+          f"({r['rps']:.2f} req/s; p50 {r['p50']:.0f} ms, p95 {r['p95']:.0f} ms, p99 "
+          f"{r['p99']:.0f} ms); errors {r['errors'] or 0}")
+
+
+def run_ocr(args, images: OcrImages) -> None:
+  """--ocr_clients closed-loop clients, --ocr_requests requests on /ocr."""
+  srv = ocr_server(args)
+  try:
+    closed_loop(srv.url, images, args.ocr_clients, 600, args.ocr_clients)  # warm-up
+    r = closed_loop(srv.url, images, args.ocr_clients, 3600, args.ocr_requests)
+    print(load_line(f"/ocr, {args.ocr_clients} clients, {args.ocr_requests} requests", r),
+          flush=True)
+  finally:
+    print(f"exit {srv.stop()}; {[ln for ln in srv.lines if 'accepted' in ln][-1:]}")
+
+
+def run_ocr_soak(args, images: OcrImages) -> None:
+  """--ocr_soak requests on /ocr; the server's RSS sampled every second against the answer
+  count: first 10 % vs last 10 % of the requests, and the fitted slope."""
+  srv = ocr_server(args, args.workers)
+  try:
+    closed_loop(srv.url, images, args.ocr_clients, 600, 2 * args.ocr_clients)  # warm-up
+    done, samples, stop = [0], [], threading.Event()
+
+    def sample():
+      while not stop.is_set():
+        samples.append((done[0], srv.rss_mb()))
+        stop.wait(1.0)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    r = closed_loop(srv.url, images, args.ocr_clients, args.soak_seconds, args.ocr_soak,
+                    done=done)
+    stop.set()
+    sampler.join()
+    samples.append((done[0], srv.rss_mb()))
+    n = np.array([s[0] for s in samples], float)
+    mb = np.array([s[1] for s in samples])
+    first, last = mb[n <= 0.1 * n[-1]], mb[n >= 0.9 * n[-1]]
+    slope = np.polyfit(n / 1000, mb, 1)[0]
+    print(load_line(f"/ocr soak, {args.ocr_clients} clients, {args.ocr_soak} requests", r))
+    print(f"server RSS ({len(samples)} samples, serve.workers={args.workers}): first 10 % of "
+          f"the requests {first.mean():.1f} MB, last 10 % {last.mean():.1f} MB "
+          f"({last.mean() - first.mean():+.1f} MB); min {mb.min():.1f}, max {mb.max():.1f}; "
+          f"slope {slope:+.2f} MB per 1000 requests", flush=True)
+  finally:
+    print(f"exit {srv.stop()}; {[ln for ln in srv.lines if 'accepted' in ln][-1:]}")
+
+
+def run_ocr_workers(args, images: OcrImages) -> None:
+  """/ocr throughput with serve.workers=1 and 2, the same load."""
+  for w in (1, 2):
+    srv = ocr_server(args, w)
+    try:
+      closed_loop(srv.url, images, args.ocr_clients, 600, 4 * args.ocr_clients)  # warm-up
+      with open("/proc/loadavg", encoding="ascii") as f:
+        load = " ".join(f.read().split()[:3])
+      r = closed_loop(srv.url, images, args.ocr_clients, 3600, args.ocr_compare)
+      print(load_line(f"serve.workers={w}, {args.ocr_clients} clients, {args.ocr_compare} "
+                      f"requests (load average before: {load})", r), flush=True)
+    finally:
+      print(f"exit {srv.stop()}; {[ln for ln in srv.lines if 'accepted' in ln][-1:]}")
+
+
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--config", default="configs/v4_mobile.py")
@@ -344,8 +518,29 @@ def main() -> None:
   ap.add_argument("--soak_seconds", type=float, default=3600.0, help="soak time bound")
   ap.add_argument("--soak_warmup", type=int, default=500)
   ap.add_argument("--soak_steps", type=int, default=5, help="RSS samples")
+  ap.add_argument("--ocr_backend", default="auto", help="serve.backend of the /ocr server")
+  ap.add_argument("--ocr_clients", type=int, default=8)
+  ap.add_argument("--ocr_requests", type=int, default=500)
+  ap.add_argument("--ocr_soak", type=int, default=5000)
+  ap.add_argument("--ocr_timeout_s", type=float, default=30.0,
+                  help="serve.timeout_s of the /ocr server (past it: 504)")
+  ap.add_argument("--ocr_compare", type=int, default=200, help="requests per workers setting")
+  ap.add_argument("--ocr_small", action="store_true", help="320x100 one-line images")
+  ap.add_argument("--ocr_side", type=int, default=640, help="longer side of shared images")
+  ap.add_argument("--ocr_images", default=str(REPO.parent / "shared" / "data" / "ocr_images"))
+  ap.add_argument("--workers", type=int, default=1, help="serve.workers (soak, ocr_soak)")
   args = ap.parse_args()
   args.concurrency = [int(c) for c in args.concurrency.split(",")]
+  only = args.only.split(",")
+  if any(o.startswith("ocr") for o in only):
+    images = OcrImages(args.ocr_small, pathlib.Path(args.ocr_images), args.ocr_side)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs; "
+          f"{len(images.images)} images ({images.lines} lines; {', '.join(images.names)}), "
+          f"create_pipeline('OCR') one at a time in {images.alone_s:.1f} s", flush=True)
+    runs = dict(ocr=run_ocr, ocr_soak=run_ocr_soak, ocr_workers=run_ocr_workers)
+    for name in only:
+      runs[name](args, images)
+    return
   ic15 = pathlib.Path(args.ic15)
   if not (ic15 / "val.txt").is_file():
     sys.exit(f"{ic15}/val.txt not found (--ic15=DIR)")

@@ -107,7 +107,7 @@ class _Service:
     self.batcher = Batcher(batch_fn, limits.max_batch, limits.max_delay_ms / 1e3,
                            limits.max_queue)
     self.metrics = Metrics(self.batcher)
-    self.batcher.on_batch = self.metrics.batch.observe
+    self.batcher.on_batch = self.metrics.on_batch
     self.counts = {"accepted": 0, "answered": 0}
 
   def endpoint(self, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -6,6 +6,7 @@ prints how many it accepted and answered, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -18,9 +19,10 @@ from absl import logging as absl_logging
 from textrec.errors import UsageError
 from textrec.inference import onnx_backend, predictor
 from textrec.pipelines import predict as predict_lib
-from textrec.runtime import compile_cache
+from textrec.runtime import compile_cache, settings
 from textrec.serving import app as app_lib
 from textrec.serving import fetch
+from textrec.serving import workers as workers_lib
 
 BACKENDS = ("auto", "onnxruntime", "onnx", "openvino", "jax")  # onnx: onnxruntime
 
@@ -43,6 +45,8 @@ def limits_of(s) -> app_lib.Limits:
       raise UsageError(f"serve.{k} must be > 0, got {getattr(lim, k)}")
   if lim.max_delay_ms < 0:
     raise UsageError(f"serve.max_delay_ms must be >= 0, got {lim.max_delay_ms}")
+  if int(s.get("workers", 1)) < 1:
+    raise UsageError(f"serve.workers must be >= 1, got {s.workers}")
   return lim
 
 
@@ -95,8 +99,36 @@ class ServedOCR:
 
 def run(config) -> int:
   """Serves config.model.name as config.serve says; exit code 0 (a bad config or model raises
-  textrec.errors' errors, which the CLI shows as one line)."""
+  textrec.errors' errors, which the CLI shows as one line). serve.workers > 1: that many
+  processes on one port (textrec/serving/workers.py)."""
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/JAX log loading at INFO
+  s = config.serve
+  limits = limits_of(s)
+  if int(s.workers) > 1:
+    return workers_lib.supervise(int(s.workers), s.host, int(s.port),
+                                 functools.partial(_worker, config), config.model.name,
+                                 drain_s=limits.timeout_s + 30)
+  started, c = serve(config)
+  print(f"serve: stopped; {c['accepted']} requests accepted, {c['answered']} answered",
+        file=sys.stderr, flush=True)
+  return 0 if started else 1
+
+
+def _worker(config, sock, index: int, ready) -> dict[str, int]:
+  """One of serve.workers' processes: serves `sock` until SIGTERM; its request counts."""
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  settings.configure(**dict(config.get("runtime") or {}))  # as the CLI does in the parent
+  started, counts = serve(config, sock, index, ready)
+  if not started:
+    raise RuntimeError(f"worker {index}: uvicorn did not start")
+  return counts
+
+
+def serve(config, sock=None, worker: int | None = None, ready=None) -> tuple[bool, dict]:
+  """Loads the model and serves it until SIGTERM/SIGINT (on `sock` if given, else
+  serve.host:port); returns (whether it served, {"accepted", "answered"} request counts).
+  worker: this process's index among serve.workers (shown by /health); ready(): called once
+  serving."""
   s = config.serve
   limits = limits_of(s)
   t0 = time.perf_counter()
@@ -110,6 +142,8 @@ def run(config) -> int:
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
   info = {"model": rec.model_name, "source": rec.source, **rec.model_settings}
+  if worker is not None:
+    info["worker"] = workers_lib.info(worker)
   pipeline = None
   if "ocr" in config:  # configs/ocr.py: /ocr runs the OCR pipeline on the same recognizer
     pipeline = ServedOCR(predict_lib.pipeline_from_config(
@@ -126,11 +160,15 @@ def run(config) -> int:
     logging.getLogger("uvicorn.access").disabled = True
   load_s = time.perf_counter() - t0
 
-  async def serve() -> None:
-    task = asyncio.ensure_future(server.serve())
+  async def main() -> None:
+    task = asyncio.ensure_future(server.serve(sockets=None if sock is None else [sock]))
     while not server.started and not task.done():
       await asyncio.sleep(0.02)
-    if server.started:
+    if server.started and worker is not None:
+      print(f"serve: worker {worker} ({rec.source}) ready (loaded in {load_s:.1f} s; pid "
+            f"{os.getpid()})", file=sys.stderr, flush=True)
+      ready()
+    elif server.started:
       host, port = server.servers[0].sockets[0].getsockname()[:2]
       print(f"serve: {rec.model_name} ({rec.source}) on http://{host}:{port} "
             f"(loaded in {load_s:.1f} s; pid {os.getpid()})", file=sys.stderr, flush=True)
@@ -141,8 +179,5 @@ def run(config) -> int:
   signal.signal(signal.SIGTERM, signal.SIG_IGN)
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
-    runner.run(serve())
-  c = app.state.counts
-  print(f"serve: stopped; {c['accepted']} requests accepted, {c['answered']} answered",
-        file=sys.stderr, flush=True)
-  return 0 if server.started else 1
+    runner.run(main())
+  return bool(server.started), dict(app.state.counts)
