@@ -345,8 +345,7 @@ def test_served_pdf_pages_and_bad_pdfs(pipe, doc):
   encrypted, too long and too large PDFs -> one line with 422 / 413, and the server keeps
   answering."""
   import base64  # pylint: disable=g-import-not-at-top
-  from test_serving import fake_fn, post  # pylint: disable=g-import-not-at-top
-  from test_serving_paddlex import serving_on  # pylint: disable=g-import-not-at-top
+  from test_serving import fake_fn, post, serving  # pylint: disable=g-import-not-at-top
   from textrec.serving import app as app_lib  # pylint: disable=g-import-not-at-top
   from textrec.serving import protocol  # pylint: disable=g-import-not-at-top
   from textrec.serving import server as server_lib  # pylint: disable=g-import-not-at-top
@@ -363,7 +362,7 @@ def test_served_pdf_pages_and_bad_pdfs(pipe, doc):
     status, _, answer = post(url, "/ocr", json.dumps(body).encode())
     return status, answer
 
-  with serving_on(app) as url:
+  with serving(app) as url:
     for fields in ({"fileType": 0}, {}):
       status, a = ocr(url, data, **fields)
       assert status == 200, a

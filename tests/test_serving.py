@@ -32,9 +32,9 @@ NAME = "PP-OCRv4_mobile_rec"
 
 
 @contextlib.contextmanager
-def serving(app):
-  """Runs `app` with uvicorn in a thread on a free loopback port; yields its URL."""
-  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+def serving(app, port: int = 0):
+  """Runs `app` with uvicorn in a thread on loopback `port` (0: a free one); yields its URL."""
+  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                          access_log=False))
   thread = threading.Thread(target=server.run, daemon=True)
   thread.start()

@@ -6,7 +6,6 @@ page is drawn here; the pipeline is PP-OCRv4 on the official weights."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.server
 import json
 import os
@@ -21,35 +20,17 @@ import time
 import cv2
 import numpy as np
 import pytest
-import uvicorn
 
 import textrec
 from test_ocr_generations import synthetic_page
 from test_serving import b64, fake_fn, post
+from test_serving import serving as serving_on
 from textrec.serving import app as app_lib
 from textrec.serving import fetch, protocol, visualize
 from textrec.serving import server as server_lib
 
 CLIENT = pathlib.Path(__file__).parent / "fixtures" / "paddlex_client" / "ocr_client.py"
 PADDLEX_PORT = 8080  # what PaddleX's client example calls
-
-
-@contextlib.contextmanager
-def serving_on(app, port: int = 0):
-  """`app` under uvicorn in a thread on 127.0.0.1:port (0: a free one); yields its URL."""
-  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                         access_log=False))
-  thread = threading.Thread(target=server.run, daemon=True)
-  thread.start()
-  deadline = time.monotonic() + 20
-  while not server.started:
-    assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-    time.sleep(0.01)
-  try:
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-  finally:
-    server.should_exit = True
-    thread.join(20)
 
 
 def _port_free(port: int) -> bool:

