@@ -44,11 +44,17 @@ def _version(dist: str) -> str:
     return "-"
 
 
+# Bumped when a runner changes how it runs a file (2: OpenVINO reads onnxruntime's rewrite),
+# so earlier records are timed anew.
+RUNNERS = 2
+
+
 def record_key(onnx_path: str, shape: tuple[int, ...], candidates: list[str]) -> str:
   """The model (sha256 of its ONNX file), the timed input's shape, the candidates with their
-  versions, and the CPU."""
+  versions, how textrec runs them (RUNNERS), and the CPU."""
   versions = ",".join(f"{c}={_version('jax' if c == 'jax' else c)}" for c in sorted(candidates))
-  sig = f"{files.sha256(onnx_path)[:16]} {list(shape)} {versions} {xla_cpu.cpu_model()}"
+  sig = (f"{files.sha256(onnx_path)[:16]} {list(shape)} {versions} {RUNNERS} "
+         f"{xla_cpu.cpu_model()}")
   return hashlib.sha256(sig.encode()).hexdigest()[:24]
 
 
