@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import pathlib
-import statistics
 import sys
 import threading
 import time
@@ -85,17 +84,8 @@ def fastest(runs: dict[str, Forward], x: np.ndarray, rounds: int = 7,
   alternating rounds of one call each, at least 3, at most `rounds` or until `budget_s`."""
   for run in runs.values():
     run(x)
-  ts: dict[str, list[float]] = {n: [] for n in runs}
-  start = time.perf_counter()
-  for r in range(rounds):
-    if r >= 3 and time.perf_counter() - start > budget_s:
-      break
-    for n, run in runs.items():
-      t = time.perf_counter()
-      run(x)
-      ts[n].append(time.perf_counter() - t)
-  ms = {n: 1e3 * statistics.median(v) for n, v in ts.items()}
-  return min(ms, key=ms.get), ms
+  return xla_cpu.alternating_rounds({n: (lambda run=run: run(x)) for n, run in runs.items()},
+                                    rounds, budget_s)
 
 
 def choose(onnx_path: str, candidates: dict[str, Callable[[], Forward]], example: np.ndarray,
