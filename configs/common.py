@@ -176,6 +176,10 @@ def serve_section() -> mlc.ConfigDict:
       # processes, each with its own model, on one port; each pinned to cores / workers CPUs
       # (textrec/serving/workers.py). /metrics sums them all.
       workers=1,
+      # glibc malloc arenas in the server's processes (textrec/runtime/malloc.py): without a
+      # cap each thread frees into its own arena and RSS creeps up; 0 = glibc's default
+      malloc_arena_max=2,
+      malloc_trim_s=5.0,       # hand freed heap pages back to the kernel this often; 0 = never
   ))
 
 

@@ -6,4 +6,5 @@
   native_depthwise a C++ depthwise convolution for XLA:CPU inference (XLA FFI)
   compile_cache    JAX's persistent compile cache under textrec's cache root
   hugepages        transparent huge pages for XLA:CPU buffers (the CLI re-executes itself)
+  malloc           glibc's malloc arenas capped and freed pages trimmed, for servers' RSS
 """

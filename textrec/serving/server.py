@@ -19,7 +19,7 @@ from absl import logging as absl_logging
 from textrec.errors import UsageError
 from textrec.inference import onnx_backend, predictor
 from textrec.pipelines import predict as predict_lib
-from textrec.runtime import compile_cache, settings
+from textrec.runtime import compile_cache, malloc, settings
 from textrec.serving import app as app_lib
 from textrec.serving import fetch
 from textrec.serving import workers as workers_lib
@@ -47,6 +47,11 @@ def limits_of(s) -> app_lib.Limits:
     raise UsageError(f"serve.max_delay_ms must be >= 0, got {lim.max_delay_ms}")
   if int(s.get("workers", 1)) < 1:
     raise UsageError(f"serve.workers must be >= 1, got {s.workers}")
+  if float(s.get("malloc_trim_s", 0)) < 0:
+    raise UsageError(f"serve.malloc_trim_s must be >= 0 (0: never), got {s.malloc_trim_s}")
+  if int(s.get("malloc_arena_max", 0)) < 0:
+    raise UsageError(f"serve.malloc_arena_max must be >= 0 (0: glibc's default), got "
+                     f"{s.malloc_arena_max}")
   return lim
 
 
@@ -104,6 +109,7 @@ def run(config) -> int:
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/JAX log loading at INFO
   s = config.serve
   limits = limits_of(s)
+  malloc.limit_arenas(int(s.get("malloc_arena_max", 0)))  # before any thread pool starts
   if int(s.workers) > 1:
     return workers_lib.supervise(int(s.workers), s.host, int(s.port),
                                  functools.partial(_worker, config), config.model.name,
@@ -178,6 +184,10 @@ def serve(config, sock=None, worker: int | None = None, ready=None) -> tuple[boo
   # shutdown; ignored then, so a drained server exits 0.
   signal.signal(signal.SIGTERM, signal.SIG_IGN)
   signal.signal(signal.SIGINT, signal.SIG_IGN)
-  with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
-    runner.run(main())
+  stop_trimming = malloc.start_trimming(float(s.get("malloc_trim_s", 0)))
+  try:
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:  # uvloop
+      runner.run(main())
+  finally:
+    stop_trimming()
   return bool(server.started), dict(app.state.counts)
