@@ -62,7 +62,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from textrec.formats import inference_yml, official_files  # noqa: E402
-from textrec.inference import jax_backend, predictor, runtimes  # noqa: E402
+from textrec.inference import jax_backend, openvino_backend, predictor, runtimes  # noqa: E402
 from textrec.runtime import compile_cache  # noqa: E402
 
 MODELS = ("PP-OCRv4_mobile_rec", "PP-OCRv4_server_rec", "ch_SVTRv2_rec", "ch_RepSVTR_rec",
@@ -153,8 +153,7 @@ def ort_runner(path: str):
 
 def openvino_runner(path: str, precision: str | None = None):
   """OpenVINO's CPU plugin; `precision` None = its default, else INFERENCE_PRECISION_HINT."""
-  import openvino as ov  # pylint: disable=g-import-not-at-top
-
+  ov = openvino_backend.openvino_module()
   cfg = {} if precision is None else {"INFERENCE_PRECISION_HINT": precision}
   compiled = ov.Core().compile_model(path, "CPU", cfg)
   return lambda x: compiled(x)[0]
@@ -162,8 +161,7 @@ def openvino_runner(path: str, precision: str | None = None):
 
 def openvino_default_precision() -> str:
   """'f32', 'bf16', 'f16', ...: what OpenVINO's CPU plugin computes in when not told."""
-  import openvino as ov  # pylint: disable=g-import-not-at-top
-
+  ov = openvino_backend.openvino_module()
   return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import textwrap
 
 import cv2
 import numpy as np
@@ -62,6 +64,28 @@ def test_missing_openvino_names_the_extra(official_dir, monkeypatch):
   monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
   with pytest.raises(MissingExtraError, match=r"textrec\[openvino\]"):
     predictor.create_model(NAME, model_dir=official_dir, backend="openvino")
+
+
+def test_openvino_import_sends_no_telemetry():
+  """Importing openvino alone forks a process that posts to Google Analytics
+  (openvino_telemetry); textrec's import of it forks nothing and leaves the module usable."""
+  pytest.importorskip("openvino")
+  code = textwrap.dedent("""
+      import os, sys, time
+      forks = []
+      os.register_at_fork(before=lambda: forks.append(1))
+      from textrec.inference import openvino_backend
+      openvino_backend.openvino_module().Core()
+      time.sleep(0.5)
+      try:
+        import openvino_telemetry  # the user's own import still works
+      except ImportError:  # not installed here
+        pass
+      print("forks", len(forks))
+  """)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, timeout=120).stdout.split()
+  assert out[-2:] == ["forks", "0"], out
 
 
 def test_onnxruntime_and_openvino_match_jax(official_dir, words, jax_model):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import threading
 from typing import Iterator
@@ -30,17 +31,33 @@ from textrec.runtime import programs
 PRECISIONS = ("f32", "bf16")
 
 
-def _openvino():
+def openvino_module():
+  """The openvino module, imported without its telemetry.
+
+  Importing openvino imports its model converter, which (unless the user opted out with
+  openvino_telemetry's opt_in_out) sends an "import" event to Google Analytics from a
+  process it forks. textrec contacts no host, and forking a process that runs JAX can
+  deadlock it, so the converter is made to take its own fallback, the telemetry stub it
+  uses when openvino_telemetry is not installed. A user's later `import openvino_telemetry`
+  works as usual."""
+  if "openvino" in sys.modules and sys.modules["openvino"] is not None:
+    return sys.modules["openvino"]
+  blocked = "openvino_telemetry" not in sys.modules
+  if blocked:
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import -> ImportError
   try:
     import openvino  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise MissingExtraError("backend openvino needs the openvino package: pip install "
                             "'textrec[openvino]'") from e
+  finally:
+    if blocked and sys.modules.get("openvino_telemetry", 0) is None:
+      del sys.modules["openvino_telemetry"]
   return openvino
 
 
 def version() -> str:
-  return _openvino().__version__
+  return openvino_module().__version__
 
 
 def _rewrite(src: str, dst: str) -> None:
@@ -87,7 +104,7 @@ class OpenVinoRunner:
   def __init__(self, onnx_path: str, precision: str = "f32", device: str = "CPU"):
     if precision not in PRECISIONS:
       raise UsageError(f"precision {precision!r}: openvino runs {list(PRECISIONS)} here")
-    ov = _openvino()
+    ov = openvino_module()
     core = ov.Core()
     with graph_to_read(onnx_path) as path:
       model = core.read_model(path)
