@@ -15,7 +15,9 @@ Every loop is bounded in time (--seconds) and count (--max-requests).
 /ocr runs serve configs/ocr.py (the OCR pipeline, backend auto) on a drawn page and, where
 ../shared/data/ocr_images exists, its images shrunk to --ocr_side; --ocr_small: 320x100
 one-line images drawn here. Every 200 answer's rec_texts / rec_polys must equal
-textrec.create_pipeline("OCR").predict on the same image in this process.
+textrec.create_pipeline("OCR").predict on the same image in this process. ocr_soak samples
+the server's RSS every second and writes the samples and their curve to --ocr_soak_out
+(rss_arena<A>_trim<T>.csv / .png for serve.malloc_arena_max A and malloc_trim_s T).
 """
 from __future__ import annotations
 
@@ -427,7 +429,8 @@ def run_faults(args, crops: Crops) -> None:
 
 def ocr_server(args, workers: int = 1) -> Server:
   srv = Server(args, "configs/ocr.py", backend=args.ocr_backend, workers=workers,
-               timeout_s=args.ocr_timeout_s)
+               timeout_s=args.ocr_timeout_s, malloc_arena_max=args.malloc_arena_max,
+               malloc_trim_s=args.malloc_trim_s)
   print(f"server: {srv.lines[-1] if srv.lines else ''}", flush=True)
   return srv
 
@@ -452,7 +455,7 @@ def run_ocr(args, images: OcrImages) -> None:
 
 def run_ocr_soak(args, images: OcrImages) -> None:
   """--ocr_soak requests on /ocr; the server's RSS sampled every second against the answer
-  count: first 10 % vs last 10 % of the requests, and the fitted slope."""
+  count (soak_stats; the samples and their curve in --ocr_soak_out)."""
   srv = ocr_server(args, args.workers)
   try:
     closed_loop(srv.url, images, args.ocr_clients, 600, 2 * args.ocr_clients)  # warm-up
@@ -472,15 +475,92 @@ def run_ocr_soak(args, images: OcrImages) -> None:
     samples.append((done[0], srv.rss_mb()))
     n = np.array([s[0] for s in samples], float)
     mb = np.array([s[1] for s in samples])
-    first, last = mb[n <= 0.1 * n[-1]], mb[n >= 0.9 * n[-1]]
-    slope = np.polyfit(n / 1000, mb, 1)[0]
     print(load_line(f"/ocr soak, {args.ocr_clients} clients, {args.ocr_soak} requests", r))
-    print(f"server RSS ({len(samples)} samples, serve.workers={args.workers}): first 10 % of "
-          f"the requests {first.mean():.1f} MB, last 10 % {last.mean():.1f} MB "
-          f"({last.mean() - first.mean():+.1f} MB); min {mb.min():.1f}, max {mb.max():.1f}; "
-          f"slope {slope:+.2f} MB per 1000 requests", flush=True)
+    print(f"server RSS ({len(samples)} samples, serve.workers={args.workers}, "
+          f"malloc_arena_max={args.malloc_arena_max}, malloc_trim_s={args.malloc_trim_s}): "
+          f"{soak_stats(n, mb, args.ocr_soak_settle)}", flush=True)
+    if args.ocr_soak_out:
+      save_soak(pathlib.Path(args.ocr_soak_out), soak_stem(args), n, mb,
+                f"/ocr soak, {args.ocr_clients} clients; malloc_arena_max={args.malloc_arena_max}, "
+                f"malloc_trim_s={args.malloc_trim_s}", args.ocr_soak_settle)
   finally:
     print(f"exit {srv.stop()}; {[ln for ln in srv.lines if 'accepted' in ln][-1:]}")
+
+
+def soak_stem(args) -> str:
+  return f"rss_arena{args.malloc_arena_max}_trim{args.malloc_trim_s:g}"
+
+
+def soak_stats(n: np.ndarray, mb: np.ndarray, settle: int) -> str:
+  """RSS samples `mb` (MB) taken after `n` answers -> one line. The first `settle` answers
+  (new batch shapes compiled, arenas filling) are left out of the comparison: after them,
+  the first and the last 10 % of the answers compared by their mean and their floor (10th
+  percentile: the memory held between bursts), the fitted slope, and the range of the
+  500-answer window means."""
+  k = n >= settle
+  n2, mb2 = n[k], mb[k]
+  span = n2[-1] - n2[0]
+  first, last = mb2[n2 <= n2[0] + 0.1 * span], mb2[n2 >= n2[-1] - 0.1 * span]
+  slope = np.polyfit(n2 / 1000, mb2, 1)[0]
+  windows = [mb2[(n2 >= a) & (n2 < a + 500)].mean() for a in np.arange(settle, n2[-1], 500)
+             if ((n2 >= a) & (n2 < a + 500)).sum() > 5]
+  f10, l10 = np.percentile(first, 10), np.percentile(last, 10)
+  return (f"first {settle} answers {mb[~k].min():.0f}..{mb[~k].max():.0f} MB; then the first "
+          f"10 % mean {first.mean():.1f} MB, the last 10 % {last.mean():.1f} MB "
+          f"({100 * (last.mean() / first.mean() - 1):+.1f} %); floor (10th percentile) "
+          f"{f10:.1f} -> {l10:.1f} MB ({100 * (l10 / f10 - 1):+.1f} %); slope {slope:+.2f} MB "
+          f"per 1000 requests; 500-answer means {min(windows):.0f}..{max(windows):.0f} MB; "
+          f"samples {mb2.min():.0f}..{mb2.max():.0f} MB")
+
+
+def compare_soaks(paths: list[str], settle: int, png: str) -> None:
+  """soak_stats of the samples earlier ocr_soak runs saved, and their 500-answer window
+  means on one plot (`png`)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  fig, ax = plt.subplots(figsize=(8, 3.5))
+  for path in paths:
+    d = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    n, mb = d[:, 0], d[:, 1]
+    print(f"{path}: {len(d)} samples; {soak_stats(n, mb, settle)}")
+    starts = np.arange(0, n[-1], 500)
+    means = [mb[(n >= a) & (n < a + 500)].mean() for a in starts]
+    ax.plot(starts + 250, means, "o-", ms=3, label=pathlib.Path(path).stem)
+    print(f"  500-answer means from 0: {' '.join(f'{m:.0f}' for m in means)} MB")
+  ax.axvline(settle, color="gray", ls="--", lw=0.8)
+  ax.set_xlabel("requests answered")
+  ax.set_ylabel("server RSS, 500-answer mean (MB)")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(png, dpi=100)
+  plt.close(fig)
+  print(f"wrote {png}")
+
+
+def save_soak(out: pathlib.Path, stem: str, n: np.ndarray, mb: np.ndarray, title: str,
+              settle: int) -> None:
+  """The soak's RSS samples as <out>/<stem>.csv and a curve, <out>/<stem>.png."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  out.mkdir(parents=True, exist_ok=True)
+  np.savetxt(out / f"{stem}.csv", np.stack([n, mb], 1), fmt=["%d", "%.1f"], delimiter=",",
+             header="answers,rss_mb", comments="")
+  fig, ax = plt.subplots(figsize=(8, 3.5))
+  ax.plot(n, mb, lw=0.8)
+  ax.axvline(settle, color="gray", ls="--", lw=0.8)
+  ax.text(settle, 0.05 * float(mb.max()), f" first {settle}: settling", fontsize=8)
+  ax.set_xlabel("requests answered")
+  ax.set_ylabel("server RSS (MB)")
+  ax.set_ylim(0, max(1.0, float(mb.max())) * 1.1)
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(out / f"{stem}.png", dpi=100)
+  plt.close(fig)
+  print(f"wrote {out / stem}.csv and .png", flush=True)
 
 
 def run_ocr_workers(args, images: OcrImages) -> None:
@@ -529,7 +609,22 @@ def main() -> None:
   ap.add_argument("--ocr_side", type=int, default=640, help="longer side of shared images")
   ap.add_argument("--ocr_images", default=str(REPO.parent / "shared" / "data" / "ocr_images"))
   ap.add_argument("--workers", type=int, default=1, help="serve.workers (soak, ocr_soak)")
+  ap.add_argument("--malloc_arena_max", type=int, default=2,
+                  help="serve.malloc_arena_max of the /ocr server (0: glibc's default)")
+  ap.add_argument("--malloc_trim_s", type=float, default=5.0,
+                  help="serve.malloc_trim_s of the /ocr server (0: never)")
+  ap.add_argument("--ocr_soak_settle", type=int, default=500,
+                  help="answers left out of ocr_soak's RSS comparison (compiles, arenas)")
+  ap.add_argument("--soak_csv", default="",
+                  help="comma list of ocr_soak CSVs: print their statistics, plot them "
+                  "(<ocr_soak_out>/rss_compare.png) and exit")
+  ap.add_argument("--ocr_soak_out", default=str(REPO / "experiments" / "serving" / "soak"),
+                  help="where ocr_soak writes its RSS samples (CSV) and curve (PNG); '' none")
   args = ap.parse_args()
+  if args.soak_csv:
+    compare_soaks(args.soak_csv.split(","), args.ocr_soak_settle,
+                  str(pathlib.Path(args.ocr_soak_out or ".") / "rss_compare.png"))
+    return
   args.concurrency = [int(c) for c in args.concurrency.split(",")]
   only = args.only.split(",")
   if any(o.startswith("ocr") for o in only):

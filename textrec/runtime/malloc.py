@@ -11,8 +11,8 @@ arenas exist, so call it before JAX, onnxruntime or OpenCV start their threads.
 
 Memory freed inside an arena stays in the process's RSS until glibc trims it, which it does
 only at the top of the main heap. `start_trimming(s)` calls malloc_trim every `s` seconds
-from a daemon thread, handing every arena's free pages back to the kernel (about 5 ms for
-the OCR pipeline's heap; `--config.serve.malloc_trim_s`, 0: never).
+from a daemon thread, handing every arena's free pages back to the kernel
+(`--config.serve.malloc_trim_s`, 0: never).
 """
 from __future__ import annotations
 
