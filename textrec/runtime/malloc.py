@@ -17,6 +17,7 @@ from a daemon thread, handing every arena's free pages back to the kernel
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import re
@@ -27,7 +28,10 @@ M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 ENV = "MALLOC_ARENA_MAX"
 
 
+@functools.cache
 def _libc():
+  """glibc's handle, once per process (platform.libc_ver reads the interpreter's binary);
+  None elsewhere."""
   if platform.libc_ver()[0] != "glibc":
     return None
   try:
