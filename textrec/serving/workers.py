@@ -161,7 +161,7 @@ def supervise(n: int, host: str, port: int, target: Target, name: str,
         print(f"serve: {name} on http://{host}:{port} ({n} workers, pids {pids}; all loaded "
               f"in {time.perf_counter() - t0:.1f} s; pid {os.getpid()})", file=sys.stderr,
               flush=True)
-      for w in live:
+      for w in workers:  # all of them: the loop's own test may have seen the exit first
         if w.proc.exitcode is not None and not state["stopping"]:
           w.drain()
           failed = True
