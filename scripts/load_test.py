@@ -44,6 +44,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from configs import common as common_config  # noqa: E402
 from textrec.serving import server as server_lib  # noqa: E402
 from textrec.serving.client import Client  # noqa: E402
 
@@ -491,6 +492,22 @@ def soak_stem(args) -> str:
   return f"rss_arena{args.malloc_arena_max}_trim{args.malloc_trim_s:g}"
 
 
+def window_means(n: np.ndarray, mb: np.ndarray, start: float, width: int = 500
+                 ) -> tuple[np.ndarray, list[float]]:
+  """(window starts, mean RSS) over consecutive `width`-answer windows from `start`; windows
+  with 5 samples or fewer are left out."""
+  starts = np.arange(start, n[-1], width)
+  keep = [a for a in starts if ((n >= a) & (n < a + width)).sum() > 5]
+  return np.array(keep), [float(mb[(n >= a) & (n < a + width)].mean()) for a in keep]
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
 def soak_stats(n: np.ndarray, mb: np.ndarray, settle: int) -> str:
   """RSS samples `mb` (MB) taken after `n` answers -> one line. The first `settle` answers
   (new batch shapes compiled, arenas filling) are left out of the comparison: after them,
@@ -502,8 +519,7 @@ def soak_stats(n: np.ndarray, mb: np.ndarray, settle: int) -> str:
   span = n2[-1] - n2[0]
   first, last = mb2[n2 <= n2[0] + 0.1 * span], mb2[n2 >= n2[-1] - 0.1 * span]
   slope = np.polyfit(n2 / 1000, mb2, 1)[0]
-  windows = [mb2[(n2 >= a) & (n2 < a + 500)].mean() for a in np.arange(settle, n2[-1], 500)
-             if ((n2 >= a) & (n2 < a + 500)).sum() > 5]
+  _, windows = window_means(n2, mb2, settle)
   f10, l10 = np.percentile(first, 10), np.percentile(last, 10)
   return (f"first {settle} answers {mb[~k].min():.0f}..{mb[~k].max():.0f} MB; then the first "
           f"10 % mean {first.mean():.1f} MB, the last 10 % {last.mean():.1f} MB "
@@ -516,17 +532,13 @@ def soak_stats(n: np.ndarray, mb: np.ndarray, settle: int) -> str:
 def compare_soaks(paths: list[str], settle: int, png: str) -> None:
   """soak_stats of the samples earlier ocr_soak runs saved, and their 500-answer window
   means on one plot (`png`)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
+  plt = _pyplot()
   fig, ax = plt.subplots(figsize=(8, 3.5))
   for path in paths:
     d = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     n, mb = d[:, 0], d[:, 1]
     print(f"{path}: {len(d)} samples; {soak_stats(n, mb, settle)}")
-    starts = np.arange(0, n[-1], 500)
-    means = [mb[(n >= a) & (n < a + 500)].mean() for a in starts]
+    starts, means = window_means(n, mb, 0)
     ax.plot(starts + 250, means, "o-", ms=3, label=pathlib.Path(path).stem)
     print(f"  500-answer means from 0: {' '.join(f'{m:.0f}' for m in means)} MB")
   ax.axvline(settle, color="gray", ls="--", lw=0.8)
@@ -534,6 +546,7 @@ def compare_soaks(paths: list[str], settle: int, png: str) -> None:
   ax.set_ylabel("server RSS, 500-answer mean (MB)")
   ax.legend(fontsize=8)
   fig.tight_layout()
+  pathlib.Path(png).parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(png, dpi=100)
   plt.close(fig)
   print(f"wrote {png}")
@@ -542,10 +555,7 @@ def compare_soaks(paths: list[str], settle: int, png: str) -> None:
 def save_soak(out: pathlib.Path, stem: str, n: np.ndarray, mb: np.ndarray, title: str,
               settle: int) -> None:
   """The soak's RSS samples as <out>/<stem>.csv and a curve, <out>/<stem>.png."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
+  plt = _pyplot()
   out.mkdir(parents=True, exist_ok=True)
   np.savetxt(out / f"{stem}.csv", np.stack([n, mb], 1), fmt=["%d", "%.1f"], delimiter=",",
              header="answers,rss_mb", comments="")
@@ -609,9 +619,10 @@ def main() -> None:
   ap.add_argument("--ocr_side", type=int, default=640, help="longer side of shared images")
   ap.add_argument("--ocr_images", default=str(REPO.parent / "shared" / "data" / "ocr_images"))
   ap.add_argument("--workers", type=int, default=1, help="serve.workers (soak, ocr_soak)")
-  ap.add_argument("--malloc_arena_max", type=int, default=2,
+  serve_defaults = common_config.serve_section()
+  ap.add_argument("--malloc_arena_max", type=int, default=serve_defaults.malloc_arena_max,
                   help="serve.malloc_arena_max of the /ocr server (0: glibc's default)")
-  ap.add_argument("--malloc_trim_s", type=float, default=5.0,
+  ap.add_argument("--malloc_trim_s", type=float, default=serve_defaults.malloc_trim_s,
                   help="serve.malloc_trim_s of the /ocr server (0: never)")
   ap.add_argument("--ocr_soak_settle", type=int, default=500,
                   help="answers left out of ocr_soak's RSS comparison (compiles, arenas)")
